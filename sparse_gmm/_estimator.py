@@ -1,0 +1,525 @@
+"""The scikit-learn estimator: parameters, validation, fitted attributes. No maths."""
+
+from __future__ import annotations
+
+import warnings
+from numbers import Integral, Real
+from typing import ClassVar
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, DensityMixin, _fit_context
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import (
+    _check_sample_weight,
+    check_is_fitted,
+    validate_data,
+)
+
+from ._gaussian import COVARIANCE_TYPES, MixtureParameters, n_parameters
+from ._initialization import initial_parameters
+from ._objective import SparseObjective
+from ._validation import (
+    check_enough_samples,
+    check_means_init,
+    check_precisions_init,
+    check_total_weight,
+    check_weights_init,
+)
+from .engines import make_engine
+from .penalties import SqrtPenalty
+from .solvers import SOLVERS, ProgressReport
+
+_FLOAT_DTYPES = (np.float64, np.float32)
+
+
+def _full_covariances(covariances, covariance_type, n_components, n_features):
+    """Every component's covariance as a (n_features, n_features) matrix.
+
+    Returns
+    -------
+    ndarray of shape (n_components, n_features, n_features)
+    """
+    if covariance_type == "full":
+        return covariances
+    if covariance_type == "tied":
+        return np.broadcast_to(covariances, (n_components, n_features, n_features))
+    if covariance_type == "diag":
+        return np.einsum("jd,de->jde", covariances, np.eye(n_features))
+    return covariances[:, None, None] * np.eye(n_features)
+
+
+class SparseGaussianMixture(DensityMixin, BaseEstimator):
+    """Gaussian mixture that chooses its number of components.
+
+    Minimises the negative mean log-likelihood plus a sparsity prior on the
+    mixture weights, ``(sparsity / n_components) * sum_j sqrt(W_j)``. The prior
+    drives the weights of unneeded components to zero; components whose weight
+    falls below ``prune_threshold`` are removed during the fit, so one fit
+    started with generously many components keeps the ones the data need.
+    ``sparsity=0`` is maximum likelihood, and then the iterates are those of
+    :class:`sklearn.mixture.GaussianMixture` started from the same parameters.
+
+    Parameters
+    ----------
+    n_components : int, default=20
+        Number of components the fit starts with (an upper bound on the number
+        kept). More costs time but rarely changes the answer.
+    sparsity : float, default=1.0
+        Strength ``s`` of the prior. The penalty is measured in nats per sample,
+        like the mean log-likelihood, so it does not depend on the number of
+        samples. Larger values keep fewer components; tune it with
+        ``GridSearchCV`` (``score`` is the held-out log-likelihood). The default
+        is the value that recovered the true number of components most often on
+        mixtures of known size (2 to 8 components, 2 to 8 dimensions, 2,000 to
+        20,000 samples, starting from 20 components; see
+        ``benchmarks/bench_defaults.py`` and the README).
+    covariance_type : {'full', 'tied', 'diag', 'spherical'}, default='full'
+        As in :class:`sklearn.mixture.GaussianMixture`.
+    tol : float, default=1e-4
+        The fit stops when an iteration that pruned nothing lowers the
+        objective by less than ``tol``.
+    reg_covar : float, default=1e-6
+        Added to the diagonal of every covariance.
+    max_iter : int, default=300
+        Iterations per initialisation (pruning needs a few more than plain EM).
+    n_init : int, default=1
+        Number of initialisations; the fit with the lowest objective is kept.
+    init_params : {'kmeans', 'k-means++', 'random', 'random_from_data'}, \
+            default='kmeans'
+        How the starting responsibilities are chosen, as in GaussianMixture.
+    weights_init : array-like of shape (n_components,), default=None
+    means_init : array-like of shape (n_components, n_features), default=None
+    precisions_init : array-like, default=None
+        User-supplied starting parameters (shapes as in GaussianMixture).
+    prune_threshold : float, default=1e-3
+        Components whose weight falls below this are removed. Under the square
+        root prior a weight this small shrinks to zero within a few iterations
+        anyway; pruning at 1e-3 saves those iterations and never removed a
+        component of the true mixtures in the measurements behind ``sparsity``.
+        A removal that would raise the objective is undone.
+    solver : {'em'}, default='em'
+        'em' is MM-EM: EM with the penalty majorised by its tangent, so the
+        objective never increases.
+    engine : {'auto', 'torch'}, default='auto'
+        Compute engine. 'torch' computes dense blocks of samples, in chunks so
+        that memory does not grow with ``n_samples``; 'auto' picks the engine
+        by the rule documented in :mod:`sparse_gmm.engines`.
+    device : {'auto', 'cpu', 'cuda'} or str, default='auto'
+        Torch device ('cuda:1' works too); 'auto' is CUDA when available.
+    random_state : int, RandomState instance or None, default=None
+    warm_start : bool, default=False
+        Start the next ``fit`` from the current surviving components.
+    verbose : int, default=0
+        1 prints the start and end of each initialisation; 2 also prints the
+        objective, the active components and the elapsed time every
+        ``verbose_interval`` iterations.
+    verbose_interval : int, default=10
+
+    Attributes
+    ----------
+    weights_ : ndarray of shape (n_components_,)
+    means_ : ndarray of shape (n_components_, n_features)
+    covariances_ : ndarray
+    precisions_ : ndarray
+    precisions_cholesky_ : ndarray
+        Same conventions and shapes as GaussianMixture's, over the surviving
+        components, in the dtype of the training data.
+    n_components_ : int
+        Number of surviving components.
+    active_components_ : ndarray of shape (n_components_,)
+        Indices of the survivors among the ``n_components`` starting ones.
+    converged_ : bool
+    n_iter_ : int
+    lower_bound_ : float
+        Mean log-likelihood of the fitted model on the training data.
+    objective_ : float
+        The objective at the fitted model.
+    loss_curve_ : ndarray of shape (n_iter_,)
+        The objective after each iteration (float64).
+    n_components_curve_ : ndarray of shape (n_iter_,)
+        The number of components after each iteration.
+    n_features_in_ : int
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Defined only when X has feature names that are all strings.
+
+    See Also
+    --------
+    sklearn.mixture.GaussianMixture : Maximum likelihood, fixed size.
+    sklearn.mixture.BayesianGaussianMixture : Weights shrink, components stay.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sparse_gmm import SparseGaussianMixture
+    >>> rng = np.random.default_rng(0)
+    >>> X = np.concatenate([rng.normal(c, 0.3, (300, 2)) for c in (-3, 0, 3)])
+    >>> model = SparseGaussianMixture(n_components=10, random_state=0).fit(X)
+    >>> model.n_components_
+    3
+    """
+
+    _parameter_constraints: ClassVar[dict] = {
+        "n_components": [Interval(Integral, 1, None, closed="left")],
+        "sparsity": [Interval(Real, 0, None, closed="left")],
+        "covariance_type": [StrOptions(set(COVARIANCE_TYPES))],
+        "tol": [Interval(Real, 0.0, None, closed="left")],
+        "reg_covar": [Interval(Real, 0.0, None, closed="left")],
+        "max_iter": [Interval(Integral, 0, None, closed="left")],
+        "n_init": [Interval(Integral, 1, None, closed="left")],
+        "init_params": [
+            StrOptions({"kmeans", "k-means++", "random", "random_from_data"})
+        ],
+        "weights_init": ["array-like", None],
+        "means_init": ["array-like", None],
+        "precisions_init": ["array-like", None],
+        "prune_threshold": [Interval(Real, 0, 1, closed="left")],
+        "solver": [StrOptions(set(SOLVERS))],
+        "engine": [StrOptions({"auto", "torch"})],
+        "device": [str, torch.device],
+        "random_state": ["random_state"],
+        "warm_start": ["boolean"],
+        "verbose": ["verbose"],
+        "verbose_interval": [Interval(Integral, 1, None, closed="left")],
+    }
+
+    def __init__(
+        self,
+        n_components=20,
+        *,
+        sparsity=1.0,
+        covariance_type="full",
+        tol=1e-4,
+        reg_covar=1e-6,
+        max_iter=300,
+        n_init=1,
+        init_params="kmeans",
+        weights_init=None,
+        means_init=None,
+        precisions_init=None,
+        prune_threshold=1e-3,
+        solver="em",
+        engine="auto",
+        device="auto",
+        random_state=None,
+        warm_start=False,
+        verbose=0,
+        verbose_interval=10,
+    ):
+        self.n_components = n_components
+        self.sparsity = sparsity
+        self.covariance_type = covariance_type
+        self.tol = tol
+        self.reg_covar = reg_covar
+        self.max_iter = max_iter
+        self.n_init = n_init
+        self.init_params = init_params
+        self.weights_init = weights_init
+        self.means_init = means_init
+        self.precisions_init = precisions_init
+        self.prune_threshold = prune_threshold
+        self.solver = solver
+        self.engine = engine
+        self.device = device
+        self.random_state = random_state
+        self.warm_start = warm_start
+        self.verbose = verbose
+        self.verbose_interval = verbose_interval
+
+    # ------------------------------------------------------------------ fit
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None, sample_weight=None):
+        """Fit the mixture, pruning the components the data do not need.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : Ignored
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weights; weight 2 counts a sample twice.
+
+        Returns
+        -------
+        self : SparseGaussianMixture
+        """
+        previous_state = self.__dict__.copy()
+        try:
+            self._fit(X, sample_weight)
+        except BaseException:
+            # A failed fit leaves the estimator exactly as it was.
+            self.__dict__.clear()
+            self.__dict__.update(previous_state)
+            raise
+        return self
+
+    def fit_predict(self, X, y=None, sample_weight=None):
+        """Fit, then return the most likely component of each training sample.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : Ignored
+        sample_weight : array-like of shape (n_samples,), default=None
+
+        Returns
+        -------
+        labels : ndarray of shape (n_samples,)
+            Indices into the surviving components (``0 .. n_components_-1``).
+        """
+        return self.fit(X, sample_weight=sample_weight).predict(X)
+
+    def _fit(self, X, sample_weight):
+        warm = self.warm_start and hasattr(self, "converged_")
+        X = validate_data(
+            self, X, dtype=_FLOAT_DTYPES, ensure_min_samples=2, reset=not warm
+        )
+        check_enough_samples(X.shape[0], self.n_components)
+        sample_weight = _check_sample_weight(
+            sample_weight, X, dtype=X.dtype, ensure_non_negative=True
+        )
+        check_total_weight(sample_weight)
+        engine = make_engine(self.engine, self.device)
+        X_device = engine.as_tensor(X)
+        weight_device = engine.as_tensor(sample_weight)
+        objective = SparseObjective(self.sparsity, SqrtPenalty(), self.n_components)
+        solver = SOLVERS[self.solver](
+            max_iter=self.max_iter,
+            tol=self.tol,
+            reg_covar=self.reg_covar,
+            prune_threshold=self.prune_threshold,
+        )
+        report = ProgressReport(self.verbose, self.verbose_interval)
+        random_state = check_random_state(self.random_state)
+        user_init = self._checked_user_init(X.shape[1])
+
+        best = None
+        for init in range(1 if warm else self.n_init):
+            if warm:
+                start = self._fitted_parameters(engine.device)
+            else:
+                start = initial_parameters(
+                    X,
+                    sample_weight,
+                    n_components=self.n_components,
+                    covariance_type=self.covariance_type,
+                    init_params=self.init_params,
+                    reg_covar=self.reg_covar,
+                    random_state=random_state,
+                    device=engine.device,
+                    **user_init,
+                )
+            report.begin(init, start.n_components, X.shape[0])
+            result = solver.solve(
+                X_device, weight_device, start, engine, objective, report
+            )
+            report.end(init, result)
+            if best is None or result.objective < best.objective:
+                best = result
+
+        if not best.converged and self.max_iter > 0:
+            warnings.warn(
+                "Best performing initialization did not converge. Try different "
+                "init parameters, or increase max_iter or tol, or check for "
+                "degenerate data.",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
+        self._set_fitted(best, X.dtype)
+
+    def _checked_user_init(self, n_features):
+        checks = {
+            "weights_init": lambda v: check_weights_init(v, self.n_components),
+            "means_init": lambda v: check_means_init(v, self.n_components, n_features),
+            "precisions_init": lambda v: check_precisions_init(
+                v, self.covariance_type, self.n_components, n_features
+            ),
+        }
+        return {
+            name: None if getattr(self, name) is None else check(getattr(self, name))
+            for name, check in checks.items()
+        }
+
+    def _set_fitted(self, result, dtype):
+        parameters = result.parameters
+
+        def as_numpy(tensor):
+            return tensor.detach().cpu().numpy().astype(dtype, copy=False)
+
+        self.weights_ = as_numpy(parameters.weights)
+        self.means_ = as_numpy(parameters.means)
+        self.covariances_ = as_numpy(parameters.covariances)
+        self.precisions_cholesky_ = as_numpy(parameters.precisions_cholesky)
+        self.precisions_ = as_numpy(
+            parameters.precisions_cholesky @ parameters.precisions_cholesky.mT
+            if parameters.covariance_type in ("full", "tied")
+            else parameters.precisions_cholesky**2
+        )
+        self.n_components_ = parameters.n_components
+        self.active_components_ = parameters.active.copy()
+        self.converged_ = result.converged
+        self.n_iter_ = result.n_iter
+        self.lower_bound_ = result.mean_log_likelihood
+        self.objective_ = result.objective
+        self.loss_curve_ = result.loss_curve
+        self.n_components_curve_ = result.n_components_curve
+
+    def _fitted_parameters(self, device):
+        """The fitted attributes as the float64 tensors that engines take."""
+
+        def as_tensor(array):
+            return torch.as_tensor(
+                np.asarray(array), dtype=torch.float64, device=device
+            )
+
+        return MixtureParameters(
+            weights=as_tensor(self.weights_),
+            means=as_tensor(self.means_),
+            covariances=as_tensor(self.covariances_),
+            precisions_cholesky=as_tensor(self.precisions_cholesky_),
+            covariance_type=self.covariance_type,
+            active=np.asarray(self.active_components_),
+        )
+
+    # ---------------------------------------------------------- inference
+
+    def _engine_inputs(self, X):
+        """Validated ``X`` on the engine's device, with the fitted parameters."""
+        check_is_fitted(self)
+        X = validate_data(self, X, dtype=_FLOAT_DTYPES, reset=False)
+        engine = make_engine(self.engine, self.device)
+        return engine, engine.as_tensor(X), self._fitted_parameters(engine.device)
+
+    def score_samples(self, X):
+        """Log-density of each sample under the fitted mixture.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        log_density : ndarray of shape (n_samples,)
+            The exact ``log p(x)``, normalising constants included.
+        """
+        engine, X_device, parameters = self._engine_inputs(X)
+        return engine.score_samples(X_device, parameters).cpu().numpy()
+
+    def score(self, X, y=None, sample_weight=None):
+        """Weighted mean log-likelihood of ``X`` (what GridSearchCV maximises).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : Ignored
+        sample_weight : array-like of shape (n_samples,), default=None
+
+        Returns
+        -------
+        float
+        """
+        log_density = self.score_samples(X)
+        return float(np.average(log_density.astype(np.float64), weights=sample_weight))
+
+    def predict_proba(self, X):
+        """Posterior probability of each surviving component for each sample.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_components_)
+        """
+        engine, X_device, parameters = self._engine_inputs(X)
+        return (
+            torch.exp(engine.log_responsibilities(X_device, parameters)).cpu().numpy()
+        )
+
+    def predict(self, X):
+        """Most likely surviving component of each sample.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        labels : ndarray of shape (n_samples,)
+        """
+        engine, X_device, parameters = self._engine_inputs(X)
+        return engine.most_likely_component(X_device, parameters).cpu().numpy()
+
+    def sample(self, n_samples=1):
+        """Draw samples from the fitted mixture.
+
+        Parameters
+        ----------
+        n_samples : int, default=1
+
+        Returns
+        -------
+        X : ndarray of shape (n_samples, n_features)
+        y : ndarray of shape (n_samples,)
+            The component each sample was drawn from.
+        """
+        check_is_fitted(self)
+        if n_samples < 1:
+            raise ValueError(
+                f"Invalid value for 'n_samples': {n_samples}. The sampling requires "
+                "at least one sample."
+            )
+        rng = check_random_state(self.random_state)
+        counts = rng.multinomial(n_samples, self.weights_.astype(np.float64))
+        covariances = _full_covariances(
+            self.covariances_.astype(np.float64),
+            self.covariance_type,
+            self.n_components_,
+            self.means_.shape[1],
+        )
+        samples = [
+            rng.multivariate_normal(mean, covariance, count)
+            for mean, covariance, count in zip(
+                self.means_, covariances, counts, strict=True
+            )
+        ]
+        X = np.vstack(samples).astype(self.means_.dtype, copy=False)
+        y = np.repeat(np.arange(self.n_components_), counts)
+        return X, y
+
+    def _n_parameters(self):
+        return n_parameters(
+            self.covariance_type, self.n_components_, self.means_.shape[1]
+        )
+
+    def bic(self, X):
+        """Bayesian information criterion, counting only surviving components.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        float
+            Lower is better.
+        """
+        n_samples = np.shape(X)[0]
+        return -2 * self.score(X) * n_samples + self._n_parameters() * np.log(n_samples)
+
+    def aic(self, X):
+        """Akaike information criterion, counting only surviving components.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        float
+            Lower is better.
+        """
+        return -2 * self.score(X) * np.shape(X)[0] + 2 * self._n_parameters()

@@ -1,0 +1,287 @@
+"""Gaussian components: parameters and their covariance-type-specific algebra.
+
+Every function here works on float64 torch tensors and knows the four
+covariance types of scikit-learn's ``GaussianMixture``. Shapes, per type:
+
+===========  ==========================  =========================
+type         covariances / precisions     precisions_cholesky
+===========  ==========================  =========================
+'full'       (n_components, D, D)         (n_components, D, D)
+'tied'       (D, D)                       (D, D)
+'diag'       (n_components, D)            (n_components, D)
+'spherical'  (n_components,)              (n_components,)
+===========  ==========================  =========================
+
+``precisions_cholesky`` is the upper-triangular ``U`` with ``P = U U^T``,
+scikit-learn's convention.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+import numpy as np
+import torch
+
+COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
+
+ILL_DEFINED_COVARIANCE = (
+    "Fitting the mixture model failed because some components have an "
+    "ill-defined empirical covariance (for instance caused by singleton or "
+    "collapsed samples, or a constant feature). Increase reg_covar (it is "
+    "{reg_covar!r}), decrease n_components, or scale the input data."
+)
+
+
+@dataclass(frozen=True)
+class MixtureParameters:
+    """The parameters of a Gaussian mixture, as float64 torch tensors.
+
+    Attributes
+    ----------
+    weights : torch.Tensor of shape (n_components,)
+        Mixture weights, positive, summing to one.
+    means : torch.Tensor of shape (n_components, n_features)
+    covariances : torch.Tensor
+        Shape depends on ``covariance_type`` (see the module docstring).
+    precisions_cholesky : torch.Tensor
+        Upper-triangular factors ``U`` with ``inv(covariance) = U U^T``.
+    covariance_type : {'full', 'tied', 'diag', 'spherical'}
+    active : numpy.ndarray of shape (n_components,)
+        Indices of these components among the components the fit started with.
+    """
+
+    weights: torch.Tensor
+    means: torch.Tensor
+    covariances: torch.Tensor
+    precisions_cholesky: torch.Tensor
+    covariance_type: str
+    active: np.ndarray
+
+    @property
+    def n_components(self) -> int:
+        return self.means.shape[0]
+
+    @property
+    def n_features(self) -> int:
+        return self.means.shape[1]
+
+    def subset(self, keep: np.ndarray) -> MixtureParameters:
+        """Keep the components where ``keep`` is True, renormalising the weights.
+
+        Parameters
+        ----------
+        keep : numpy.ndarray of bool, shape (n_components,)
+
+        Returns
+        -------
+        MixtureParameters
+        """
+        index = torch.as_tensor(np.flatnonzero(keep), device=self.means.device)
+        weights = self.weights[index]
+        per_component = self.covariance_type != "tied"
+        return replace(
+            self,
+            weights=weights / weights.sum(),
+            means=self.means[index],
+            covariances=(
+                self.covariances[index] if per_component else self.covariances
+            ),
+            precisions_cholesky=(
+                self.precisions_cholesky[index]
+                if per_component
+                else self.precisions_cholesky
+            ),
+            active=self.active[keep],
+        )
+
+
+def precision_cholesky_from_covariances(covariances, covariance_type, reg_covar):
+    """Upper-triangular Cholesky factors of the precisions.
+
+    Parameters
+    ----------
+    covariances : torch.Tensor
+        Shape depends on ``covariance_type``.
+    covariance_type : str
+    reg_covar : float
+        Only quoted in the error message.
+
+    Returns
+    -------
+    precisions_cholesky : torch.Tensor
+        Same shape as ``covariances``.
+
+    Raises
+    ------
+    ValueError
+        If a covariance is not positive definite, telling to raise ``reg_covar``.
+    """
+    if covariance_type in ("full", "tied"):
+        chol, info = torch.linalg.cholesky_ex(covariances)
+        if bool(torch.any(info != 0)) or not bool(torch.isfinite(chol).all()):
+            raise ValueError(ILL_DEFINED_COVARIANCE.format(reg_covar=reg_covar))
+        eye = torch.eye(
+            covariances.shape[-1], dtype=covariances.dtype, device=covariances.device
+        ).expand_as(covariances)
+        # U = L^{-T}: then U U^T = L^{-T} L^{-1} = (L L^T)^{-1}, upper triangular.
+        return torch.linalg.solve_triangular(chol, eye, upper=False).mT
+    if bool(torch.any(covariances <= 0)) or not bool(torch.isfinite(covariances).all()):
+        raise ValueError(ILL_DEFINED_COVARIANCE.format(reg_covar=reg_covar))
+    return torch.rsqrt(covariances)
+
+
+def precision_cholesky_from_precisions(precisions, covariance_type):
+    """Upper-triangular ``U`` with ``precisions = U U^T``.
+
+    Parameters
+    ----------
+    precisions : torch.Tensor
+        Positive-definite precisions, shape depending on ``covariance_type``.
+    covariance_type : str
+
+    Returns
+    -------
+    precisions_cholesky : torch.Tensor
+    """
+    if covariance_type in ("full", "tied"):
+        # Reversing rows and columns turns a lower Cholesky factor of the
+        # flipped matrix into the upper factor scikit-learn uses.
+        flipped = torch.flip(precisions, dims=(-2, -1))
+        return torch.flip(torch.linalg.cholesky(flipped), dims=(-2, -1))
+    return torch.sqrt(precisions)
+
+
+def precisions_from_cholesky(precisions_cholesky, covariance_type):
+    """Precisions ``U U^T`` from their factors (same shapes)."""
+    if covariance_type in ("full", "tied"):
+        return precisions_cholesky @ precisions_cholesky.mT
+    return precisions_cholesky**2
+
+
+def covariances_from_cholesky(precisions_cholesky, covariance_type):
+    """Covariances ``(U U^T)^{-1}`` from the precision factors (same shapes)."""
+    if covariance_type in ("full", "tied"):
+        eye = torch.eye(
+            precisions_cholesky.shape[-1],
+            dtype=precisions_cholesky.dtype,
+            device=precisions_cholesky.device,
+        ).expand_as(precisions_cholesky)
+        inverse = torch.linalg.solve_triangular(precisions_cholesky, eye, upper=True)
+        return inverse.mT @ inverse
+    return 1.0 / precisions_cholesky**2
+
+
+def log_det_precision_cholesky(precisions_cholesky, covariance_type, n_features):
+    """Log-determinant of each ``U``, that is half the log-det of each precision.
+
+    Parameters
+    ----------
+    precisions_cholesky : torch.Tensor
+    covariance_type : str
+    n_features : int
+
+    Returns
+    -------
+    log_det : torch.Tensor of shape (n_components,) or a 0-d tensor for 'tied'
+    """
+    if covariance_type in ("full", "tied"):
+        return torch.log(torch.diagonal(precisions_cholesky, dim1=-2, dim2=-1)).sum(-1)
+    if covariance_type == "diag":
+        return torch.log(precisions_cholesky).sum(-1)
+    return n_features * torch.log(precisions_cholesky)
+
+
+def log_normalisers(parameters: MixtureParameters) -> torch.Tensor:
+    """``log W_j + log det U_j - D/2 log(2 pi)`` for every component.
+
+    Returns
+    -------
+    torch.Tensor of shape (n_components,)
+    """
+    log_det = log_det_precision_cholesky(
+        parameters.precisions_cholesky,
+        parameters.covariance_type,
+        parameters.n_features,
+    )
+    return (
+        torch.log(parameters.weights)
+        + log_det
+        - 0.5 * parameters.n_features * math.log(2 * math.pi)
+    )
+
+
+def component_precisions(parameters: MixtureParameters) -> torch.Tensor:
+    """The precision of every component in the compact form of its type.
+
+    Returns
+    -------
+    torch.Tensor
+        'full' and 'tied': (n_components, D, D); 'diag': (n_components, D);
+        'spherical': (n_components,).
+    """
+    precisions = precisions_from_cholesky(
+        parameters.precisions_cholesky, parameters.covariance_type
+    )
+    if parameters.covariance_type == "tied":
+        return precisions.expand(parameters.n_components, -1, -1)
+    return precisions
+
+
+def covariances_from_moments(nk, means, second, covariance_type, reg_covar):
+    """The M-step's covariances from second moments about the means.
+
+    Parameters
+    ----------
+    nk : torch.Tensor of shape (n_components,)
+        Summed (weighted) responsibilities.
+    means : torch.Tensor of shape (n_components, D)
+        Means, in the same shifted frame as ``second``.
+    second : torch.Tensor
+        Raw second moments ``sum_i w_i r_ij x_i x_i^T`` in a shifted frame:
+        (n_components, D, D) for 'full' and 'tied', (n_components, D) for
+        'diag', (n_components,) (sum over features) for 'spherical'.
+    covariance_type : str
+    reg_covar : float
+
+    Returns
+    -------
+    covariances : torch.Tensor
+    """
+    n_features = means.shape[1]
+    if covariance_type == "full":
+        covariances = second / nk[:, None, None] - means[:, :, None] * means[:, None, :]
+        covariances.diagonal(dim1=-2, dim2=-1).add_(reg_covar)
+        return 0.5 * (covariances + covariances.mT)
+    if covariance_type == "tied":
+        scatter = second.sum(0) - (nk[:, None] * means).mT @ means
+        covariance = scatter / nk.sum()
+        covariance.diagonal().add_(reg_covar)
+        return 0.5 * (covariance + covariance.mT)
+    if covariance_type == "diag":
+        return second / nk[:, None] - means**2 + reg_covar
+    return (second / nk - (means**2).sum(1)) / n_features + reg_covar
+
+
+def n_parameters(covariance_type, n_components, n_features):
+    """Number of free parameters of a mixture (for BIC and AIC).
+
+    Parameters
+    ----------
+    covariance_type : str
+    n_components : int
+    n_features : int
+
+    Returns
+    -------
+    int
+    """
+    per_matrix = n_features * (n_features + 1) // 2
+    covariance_parameters = {
+        "full": n_components * per_matrix,
+        "tied": per_matrix,
+        "diag": n_components * n_features,
+        "spherical": n_components,
+    }[covariance_type]
+    return covariance_parameters + n_components * n_features + n_components - 1

@@ -1,0 +1,146 @@
+"""Starting parameters, as scikit-learn's GaussianMixture computes them.
+
+The same ``random_state`` gives the same start as ``GaussianMixture``; with
+sample weights, each method accounts for them (weighted k-means, weighted
+seeding, rows drawn in proportion to their weight).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from sklearn.cluster import KMeans, kmeans_plusplus
+
+from ._gaussian import (
+    MixtureParameters,
+    covariances_from_cholesky,
+    precision_cholesky_from_precisions,
+)
+from ._m_step import gaussian_components
+from ._moments import moment_features, n_moment_features
+from .engines import SufficientStatistics
+
+_CHUNK = 65536
+
+
+def _labels(X, sample_weight, n_components, init_params, random_state):
+    """Hard assignments, with -1 for samples that belong to no component."""
+    n_samples = X.shape[0]
+    if init_params == "kmeans":
+        return (
+            KMeans(n_clusters=n_components, n_init=1, random_state=random_state)
+            .fit(X, sample_weight=sample_weight)
+            .labels_
+        )
+    if init_params == "k-means++":
+        _, indices = kmeans_plusplus(
+            X, n_components, random_state=random_state, sample_weight=sample_weight
+        )
+    else:
+        uniform = np.all(sample_weight == sample_weight[0])
+        probabilities = None if uniform else sample_weight / sample_weight.sum()
+        if np.count_nonzero(sample_weight) < n_components:
+            raise ValueError(
+                "init_params='random_from_data' needs at least n_components "
+                "samples with a positive weight."
+            )
+        indices = random_state.choice(
+            n_samples, size=n_components, replace=False, p=probabilities
+        )
+    labels = np.full(n_samples, -1, dtype=np.int64)
+    labels[indices] = np.arange(n_components)
+    return labels
+
+
+def _moments(
+    X, sample_weight, n_components, init_params, random_state, covariance_type
+):
+    """Summed ``w_i r_ij phi(x_i - center)`` for the initial responsibilities."""
+    Xt = torch.as_tensor(X, dtype=torch.float64)
+    weight = torch.as_tensor(sample_weight, dtype=torch.float64)
+    center = (weight @ Xt) / weight.sum()
+    width = n_moment_features(covariance_type, X.shape[1])
+    moments = torch.zeros((n_components, width), dtype=torch.float64)
+    if init_params == "random":
+        # Drawn chunk by chunk: the same stream as one (n_samples, n_components) draw.
+        for start in range(0, X.shape[0], _CHUNK):
+            rows = slice(start, start + _CHUNK)
+            resp = torch.as_tensor(
+                random_state.uniform(size=(Xt[rows].shape[0], n_components))
+            )
+            resp *= (weight[rows] / resp.sum(1))[:, None]
+            moments += resp.T @ moment_features(Xt[rows] - center, covariance_type)
+    else:
+        labels = _labels(X, sample_weight, n_components, init_params, random_state)
+        for start in range(0, X.shape[0], _CHUNK):
+            rows = slice(start, start + _CHUNK)
+            assigned = torch.as_tensor(labels[rows] >= 0)
+            phi = moment_features(Xt[rows][assigned] - center, covariance_type)
+            moments.index_add_(
+                0,
+                torch.as_tensor(labels[rows])[assigned],
+                weight[rows][assigned, None] * phi,
+            )
+    return SufficientStatistics(moments, center, 0.0, float(weight.sum()))
+
+
+def initial_parameters(
+    X,
+    sample_weight,
+    *,
+    n_components,
+    covariance_type,
+    init_params,
+    reg_covar,
+    random_state,
+    weights_init=None,
+    means_init=None,
+    precisions_init=None,
+    device="cpu",
+):
+    """The parameters a fit starts from.
+
+    Parameters
+    ----------
+    X : numpy.ndarray of shape (n_samples, n_features)
+    sample_weight : numpy.ndarray of shape (n_samples,)
+    n_components : int
+    covariance_type : str
+    init_params : {'kmeans', 'k-means++', 'random', 'random_from_data'}
+    reg_covar : float
+    random_state : numpy.random.RandomState
+    weights_init, means_init, precisions_init : numpy.ndarray or None
+        Validated user values; they replace the computed ones.
+    device : torch.device
+
+    Returns
+    -------
+    MixtureParameters
+    """
+    weights = means = covariances = precisions_cholesky = None
+    if weights_init is None or means_init is None or precisions_init is None:
+        statistics = _moments(
+            X, sample_weight, n_components, init_params, random_state, covariance_type
+        )
+        means, covariances, precisions_cholesky = gaussian_components(
+            statistics, covariance_type, reg_covar
+        )
+        nk = statistics.moments[:, 0]
+        weights = nk / nk.sum()
+    if weights_init is not None:
+        weights = torch.as_tensor(weights_init, dtype=torch.float64)
+    if means_init is not None:
+        means = torch.as_tensor(means_init, dtype=torch.float64)
+    if precisions_init is not None:
+        precisions_cholesky = precision_cholesky_from_precisions(
+            torch.as_tensor(precisions_init, dtype=torch.float64), covariance_type
+        )
+        covariances = covariances_from_cholesky(precisions_cholesky, covariance_type)
+    return MixtureParameters(
+        weights=weights.to(device),
+        means=means.to(device),
+        covariances=covariances.to(device),
+        precisions_cholesky=precisions_cholesky.to(device),
+        covariance_type=covariance_type,
+        active=np.arange(n_components),
+    )

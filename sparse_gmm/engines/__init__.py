@@ -1,0 +1,50 @@
+"""Compute engines and the rule that picks one.
+
+``engine='auto'`` resolves to ``'torch'``: the dense chunked engine is the only
+one in this release (the KeOps engine is planned; see the project's issues).
+``device='auto'`` is CUDA when ``torch.cuda.is_available()``, else the CPU.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ._base import Engine, SufficientStatistics
+from ._torch import TorchEngine
+
+__all__ = [
+    "Engine",
+    "SufficientStatistics",
+    "TorchEngine",
+    "make_engine",
+    "resolve_device",
+]
+
+ENGINES = ("auto", "torch")
+
+
+def resolve_device(device) -> torch.device:
+    """The torch device for the estimator's ``device`` parameter.
+
+    Raises
+    ------
+    ValueError
+        If CUDA is asked for and not available.
+    """
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(
+            f"device={str(device)!r} was requested but torch.cuda.is_available() "
+            "is False; use device='cpu' or device='auto'."
+        )
+    return device
+
+
+def make_engine(engine, device) -> Engine:
+    """The engine named by the estimator's ``engine`` parameter, on ``device``."""
+    device = resolve_device(device)
+    if engine in ("auto", "torch"):
+        return TorchEngine(device)
+    raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}.")

@@ -1,0 +1,108 @@
+"""What every compute engine provides: the passes over the samples that solvers need."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .._gaussian import MixtureParameters
+
+
+@dataclass(frozen=True)
+class SufficientStatistics:
+    """The E-step's sums over samples, in a frame shifted by ``center``.
+
+    Attributes
+    ----------
+    moments : torch.Tensor of shape (n_components, n_moment_features), float64
+        ``sum_i w_i r_ij phi(x_i - center)``, see :mod:`sparse_gmm._moments`.
+    center : torch.Tensor of shape (n_features,), float64
+    log_likelihood : float
+        ``sum_i w_i log p(x_i)``.
+    total_weight : float
+        ``sum_i w_i``.
+    """
+
+    moments: torch.Tensor
+    center: torch.Tensor
+    log_likelihood: float
+    total_weight: float
+
+    @property
+    def mean_log_likelihood(self) -> float:
+        return self.log_likelihood / self.total_weight
+
+    def __add__(self, other: SufficientStatistics) -> SufficientStatistics:
+        """Sum the statistics of two disjoint blocks of samples (same centre)."""
+        return SufficientStatistics(
+            self.moments + other.moments,
+            self.center,
+            self.log_likelihood + other.log_likelihood,
+            self.total_weight + other.total_weight,
+        )
+
+
+def mixture_center(parameters: MixtureParameters, dtype: torch.dtype) -> torch.Tensor:
+    """A shift close to the data: the mixture's mean, representable in ``dtype``.
+
+    Rounding it to the samples' dtype first means that ``x - center`` is what
+    the float64 coefficients assume, whatever the precision of ``x``.
+
+    Returns
+    -------
+    torch.Tensor of shape (n_features,), float64
+    """
+    center = parameters.weights @ parameters.means
+    return center.to(dtype).to(torch.float64)
+
+
+class Engine(ABC):
+    """The primitives over all samples that the solvers and the estimator call.
+
+    Samples are torch tensors of shape (n_samples, n_features) on the
+    engine's device, float32 or float64; results come in the samples' dtype,
+    except the statistics, which are float64 sums.
+
+    Parameters
+    ----------
+    device : torch.device
+    """
+
+    name = "abstract"
+
+    def __init__(self, device):
+        self.device = torch.device(device)
+
+    def as_tensor(self, array) -> torch.Tensor:
+        """The array on this engine's device, without a copy where possible."""
+        if isinstance(array, torch.Tensor):
+            return array.to(self.device)
+        return torch.as_tensor(np.ascontiguousarray(array), device=self.device)
+
+    @abstractmethod
+    def score_samples(self, X, parameters: MixtureParameters) -> torch.Tensor:
+        """Log-density ``log p(x_i)`` of each sample, shape (n_samples,)."""
+
+    @abstractmethod
+    def log_responsibilities(self, X, parameters: MixtureParameters) -> torch.Tensor:
+        """``log r_ij``, shape (n_samples, n_components)."""
+
+    @abstractmethod
+    def most_likely_component(self, X, parameters: MixtureParameters) -> torch.Tensor:
+        """``argmax_j r_ij``, shape (n_samples,), int64."""
+
+    @abstractmethod
+    def statistics(
+        self, X, sample_weight, parameters: MixtureParameters
+    ) -> SufficientStatistics:
+        """The E-step: responsibilities summed into :class:`SufficientStatistics`.
+
+        Parameters
+        ----------
+        X : torch.Tensor of shape (n_samples, n_features)
+        sample_weight : torch.Tensor of shape (n_samples,), same dtype as X
+        parameters : MixtureParameters
+        """

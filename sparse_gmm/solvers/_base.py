@@ -1,0 +1,88 @@
+"""What a solver returns, and the progress report that every solver prints."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from .._gaussian import MixtureParameters
+
+
+@dataclass(frozen=True)
+class FitResult:
+    """The outcome of one solver run from one initialisation.
+
+    Attributes
+    ----------
+    parameters : MixtureParameters
+        The surviving components.
+    objective : float
+        ``F`` at ``parameters``.
+    mean_log_likelihood : float
+        Weighted mean log-likelihood of the training data at ``parameters``.
+    n_iter : int
+    converged : bool
+    loss_curve : numpy.ndarray of shape (n_iter,)
+        ``F`` after each iteration.
+    n_components_curve : numpy.ndarray of shape (n_iter,)
+        Number of components after each iteration.
+    """
+
+    parameters: MixtureParameters
+    objective: float
+    mean_log_likelihood: float
+    n_iter: int
+    converged: bool
+    loss_curve: np.ndarray
+    n_components_curve: np.ndarray
+
+
+class ProgressReport:
+    """Prints a fit's progress the way scikit-learn's ``verbose`` does.
+
+    Parameters
+    ----------
+    verbose : int
+        0: silent; 1: the start and end of each initialisation; 2 and more:
+        also a line every ``verbose_interval`` iterations.
+    verbose_interval : int
+    """
+
+    def __init__(self, verbose=0, verbose_interval=10):
+        self.verbose = verbose
+        self.verbose_interval = verbose_interval
+        self._start = time.perf_counter()
+
+    def begin(self, init, n_components, n_samples):
+        """Report the start of initialisation number ``init``."""
+        self._start = time.perf_counter()
+        if self.verbose >= 1:
+            print(
+                f"Initialization {init}: {n_components} components, "
+                f"{n_samples} samples",
+                flush=True,
+            )
+
+    def iteration(self, n_iter, objective, n_components):
+        """Report iteration ``n_iter`` (every ``verbose_interval``, verbose >= 2)."""
+        if self.verbose >= 2 and n_iter % self.verbose_interval == 0:
+            elapsed = time.perf_counter() - self._start
+            print(
+                f"  Iteration {n_iter}: objective {objective:.6f}, "
+                f"{n_components} active components, {elapsed:.2f} s",
+                flush=True,
+            )
+
+    def end(self, init, result: FitResult):
+        """Report the end of initialisation number ``init``."""
+        if self.verbose >= 1:
+            status = "converged" if result.converged else "did not converge"
+            elapsed = time.perf_counter() - self._start
+            print(
+                f"Initialization {init} {status} after {result.n_iter} iterations: "
+                f"objective {result.objective:.6f}, "
+                f"{result.parameters.n_components} components, {elapsed:.2f} s",
+                flush=True,
+            )
