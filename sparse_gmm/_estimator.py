@@ -25,7 +25,6 @@ from ._validation import (
     check_enough_samples,
     check_means_init,
     check_precisions_init,
-    check_total_weight,
     check_weights_init,
 )
 from .engines import make_engine
@@ -280,7 +279,6 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
         sample_weight = _check_sample_weight(
             sample_weight, X, dtype=X.dtype, ensure_non_negative=True
         )
-        check_total_weight(sample_weight)
         engine = make_engine(self.engine, self.device)
         X_device = engine.as_tensor(X)
         weight_device = engine.as_tensor(sample_weight)

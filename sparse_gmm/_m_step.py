@@ -103,14 +103,15 @@ def mm_weights(responsibility_mass, tangent_slopes, tol=1e-15, max_iter=200):
     lam = low
     for _ in range(max_iter):
         value = excess(lam)
-        if value >= 0:
+        if abs(value) <= tol:
+            break
+        if value > 0:
             low = lam
         else:
             high = lam
-        slope = -np.sum(a_alive / (lam + c_alive) ** 2)
-        step = lam - value / slope
+        step = lam - value / -np.sum(a_alive / (lam + c_alive) ** 2)
         lam = step if low < step < high else 0.5 * (low + high)
-        if high - low <= tol * max(1.0, abs(lam)) or abs(value) <= tol:
+        if high - low <= tol * max(1.0, abs(lam)):
             break
     new = a_alive / (lam + c_alive)
     weights[alive] = new / new.sum()

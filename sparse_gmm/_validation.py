@@ -68,9 +68,3 @@ def check_precisions_init(precisions, covariance_type, n_components, n_features)
     elif np.any(precisions <= 0):
         raise ValueError("precisions_init must be positive.")
     return precisions
-
-
-def check_total_weight(sample_weight):
-    """Sample weights must not all be zero."""
-    if not np.sum(sample_weight) > 0:
-        raise ValueError("sample_weight must have a positive sum.")

@@ -33,7 +33,13 @@ def resolve_device(device) -> torch.device:
     """
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(device)
+    try:
+        device = torch.device(device)
+    except RuntimeError as error:
+        raise ValueError(
+            f"device must be 'auto', 'cpu', 'cuda' or a torch device such as "
+            f"'cuda:1'; got {device!r} ({error})."
+        ) from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(
             f"device={str(device)!r} was requested but torch.cuda.is_available() "

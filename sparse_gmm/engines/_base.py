@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
@@ -80,7 +81,11 @@ class Engine(ABC):
         """The array on this engine's device, without a copy where possible."""
         if isinstance(array, torch.Tensor):
             return array.to(self.device)
-        return torch.as_tensor(np.ascontiguousarray(array), device=self.device)
+        with warnings.catch_warnings():
+            # A read-only array (a memmap, say) is shared rather than copied:
+            # engines never write into their inputs.
+            warnings.filterwarnings("ignore", "The given NumPy array is not writable")
+            return torch.as_tensor(np.ascontiguousarray(array), device=self.device)
 
     @abstractmethod
     def score_samples(self, X, parameters: MixtureParameters) -> torch.Tensor:

@@ -28,7 +28,10 @@ class MMEMSolver:
     weights, so ``F`` never increases (DESIGN.md, section 3.1). Components
     whose weight falls below ``prune_threshold`` are removed; should a removal
     raise ``F`` (possible without sparsity), it is undone and that component is
-    never pruned again in this fit.
+    never pruned again in this fit. An iteration that would raise ``F`` (the
+    covariance update with ``reg_covar`` is not the exact minimiser, and
+    rounding near a fixed point) ends the fit at the previous iterate, which
+    ``loss_curve_`` then ends with.
 
     Parameters
     ----------
@@ -126,6 +129,13 @@ class MMEMSolver:
                 new_statistics, new_value = self._evaluate(
                     engine, X, sample_weight, candidate, objective
                 )
+            if new_value > value:
+                # reg_covar makes the covariance update inexact (as in
+                # scikit-learn), so near a fixed point an iteration can raise F
+                # by about reg_covar; rounding can too. No progress is left:
+                # stop at the better, previous iterate.
+                converged = True
+                break
             change = value - new_value
             parameters, statistics, value = candidate, new_statistics, new_value
             loss_curve.append(value)

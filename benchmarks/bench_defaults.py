@@ -1,0 +1,813 @@
+"""Measurements behind the defaults of ``SparseGaussianMixture``.
+
+What is measured
+----------------
+Gaussian mixtures of known size ``K`` in {1, 2, 3, 5, 8} are drawn in ``D`` in
+{2, 5, 8} dimensions with ``N`` in {2,000, 20,000} samples: weights from a
+Dirichlet(1) with a floor of 0.05 per component, random full covariances
+(eigenvalues log-uniform in [0.25, 1], random rotation, so every standard
+deviation is at most 1), and means placed one by one, each at a distance of
+``sep`` to ``1.5 sep`` from an earlier mean and at least ``sep`` from all of
+them. ``sep = 5`` is the *separated* setting and ``sep = 2.5`` the
+*overlapping* one (distances in units of the largest standard deviation).
+
+Each data set is fitted by ``SparseGaussianMixture`` with everything at its
+default except the parameter under study, and the script records whether
+``n_components_ == K`` ("recovery"), the held-out mean log-likelihood minus
+that of the true mixture (on a fresh sample of 5,000 points; 0 is perfect,
+more negative is worse), ``n_iter_``, ``converged_``, the wall time, every
+warning and error, and the largest increase of ``loss_curve_`` (the objective
+must not increase; an increase above 1e-9 is counted as non-monotone).
+
+Stages
+------
+``sweep``
+    The sparsity sweep at ``n_components=20`` (the recommended start), with
+    ``tol=1e-4``, ``max_iter=300``, ``prune_threshold=1e-3``: every (K, D,
+    sep) at N=2,000 with two seeds, and K in {2, 5, 8}, D in {2, 5} at
+    N=20,000 with one seed.
+``start``
+    The same sweep from ``n_components`` 10 and 30 on a subset of the N=2,000
+    data sets (K in {2, 5, 8}, D in {2, 5}, seed 0). The penalty is
+    ``(sparsity / n_components) * sum_j sqrt(W_j)``, so this shows whether a
+    good ``sparsity`` survives a change of ``n_components``.
+``prune``
+    ``prune_threshold`` 1e-2 and 1e-4 against 1e-3, on the same subset, at
+    the larger sparsities.
+``tol``
+    Long runs (``tol=1e-6``, ``max_iter=2000``) on the same subset. A fit's
+    iterates do not depend on ``tol`` or ``max_iter``; only the stopping
+    point does. So the iteration at which ``tol`` = 1e-3, 1e-4 or 1e-5 (or
+    ``max_iter=300``) would have stopped, and the number of components there,
+    are read off ``loss_curve_`` and ``n_components_curve_`` of one long run
+    (the solver stops at the first iteration that pruned nothing and changed
+    the objective by less than ``tol``). The sweep's own runs give tol=1e-3 the
+    same way; ``check`` verifies the read-off against real fits.
+``check``
+    A few real fits with ``tol=1e-3`` compared with the read-off values.
+``bic``
+    ``sklearn.mixture.GaussianMixture`` with 1 to 12 components, the count
+    chosen by BIC, on the N=2,000 seed-0 data sets and the N=20,000 ones with
+    D=2, for reference.
+
+Everything runs in one process with one thread (torch, BLAS and OpenMP), so
+that times are comparable between fits; ``--quick`` runs a small grid in about
+a minute. The tables go to stdout and to ``--output``
+(``benchmarks/results/bench_defaults.txt`` by default; the quick run only
+prints unless ``--output`` is given).
+
+Run::
+
+    python benchmarks/bench_defaults.py [--quick] [--stages sweep,start,...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import platform
+import time
+import warnings
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import sklearn
+import torch
+from scipy.special import logsumexp
+from scipy.stats import multivariate_normal, special_ortho_group
+from sklearn.mixture import GaussianMixture
+from threadpoolctl import threadpool_limits
+
+import sparse_gmm
+from sparse_gmm import SparseGaussianMixture
+
+SEPARATIONS = {"separated": 5.0, "overlapping": 2.5}
+WEIGHT_FLOOR = 0.05
+N_TEST = 5000
+INCREASE_TOL = 1e-9
+STAGES = ("sweep", "start", "prune", "tol", "check", "bic")
+
+FULL = {
+    "sparsities": (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0),
+    "sweep_small": {"K": (1, 2, 3, 5, 8), "D": (2, 5, 8), "seeds": (0, 1)},
+    "sweep_large": {"K": (2, 5, 8), "D": (2, 5), "seeds": (0,)},
+    "subset": {"K": (2, 5, 8), "D": (2, 5), "seeds": (0,)},
+    "starts": (10, 30),
+    "prune_thresholds": (1e-2, 1e-4),
+    "prune_sparsities": (4.0, 8.0, 16.0),
+    "tol_sparsities": (4.0, 8.0, 16.0),
+    "check_sparsities": (8.0,),
+    "bic_large_D": (2,),
+}
+QUICK = {
+    "sparsities": (1.0, 4.0, 16.0),
+    "sweep_small": {"K": (1, 3, 5), "D": (2, 5), "seeds": (0,)},
+    "sweep_large": {"K": (3,), "D": (2,), "seeds": (0,)},
+    "subset": {"K": (3,), "D": (2,), "seeds": (0,)},
+    "starts": (10, 30),
+    "prune_thresholds": (1e-2, 1e-4),
+    "prune_sparsities": (4.0,),
+    "tol_sparsities": (4.0,),
+    "check_sparsities": (4.0,),
+    "bic_large_D": (),
+}
+N_SMALL, N_LARGE = 2000, 20000
+BASE = {"n_components": 20, "prune_threshold": 1e-3, "tol": 1e-4, "max_iter": 300}
+
+
+# ------------------------------------------------------------------ data
+
+
+def make_mixture(n_components, n_features, separation, rng):
+    """Weights, means and covariances of a random mixture (see the docstring)."""
+    free = 1.0 - WEIGHT_FLOOR * n_components
+    weights = WEIGHT_FLOOR + free * rng.dirichlet(np.ones(n_components))
+    covariances = []
+    for _ in range(n_components):
+        variances = np.exp(rng.uniform(np.log(0.25), 0.0, n_features))
+        rotation = special_ortho_group.rvs(n_features, random_state=rng)
+        covariances.append((rotation * variances) @ rotation.T)
+    means = [np.zeros(n_features)]
+    while len(means) < n_components:
+        anchor = means[rng.integers(len(means))]
+        direction = rng.normal(size=n_features)
+        direction /= np.linalg.norm(direction)
+        candidate = anchor + direction * separation * rng.uniform(1.0, 1.5)
+        if min(np.linalg.norm(candidate - m) for m in means) >= separation:
+            means.append(candidate)
+    return weights, np.array(means), np.array(covariances)
+
+
+def sample_mixture(mixture, n_samples, rng):
+    weights, means, covariances = mixture
+    counts = rng.multinomial(n_samples, weights)
+    X = np.vstack(
+        [
+            rng.multivariate_normal(mean, cov, count)
+            for mean, cov, count in zip(means, covariances, counts, strict=True)
+        ]
+    )
+    return X[rng.permutation(n_samples)]
+
+
+def true_log_likelihood(mixture, X):
+    weights, means, covariances = mixture
+    log_joint = np.column_stack(
+        [
+            np.log(w) + multivariate_normal(mean, cov).logpdf(X)
+            for w, mean, cov in zip(weights, means, covariances, strict=True)
+        ]
+    )
+    return float(logsumexp(log_joint, axis=1).mean())
+
+
+_DATA_CACHE = {}
+
+
+def dataset(K, D, sep, N, seed):
+    """``(X_train, X_test, true held-out log-likelihood)``, cached."""
+    key = (K, D, sep, N, seed)
+    if key not in _DATA_CACHE:
+        # The mixture depends on (K, D, sep, seed) only, not on N.
+        rng = np.random.default_rng([seed, K, D, int(10 * SEPARATIONS[sep])])
+        mixture = make_mixture(K, D, SEPARATIONS[sep], rng)
+        sample_rng = np.random.default_rng([seed, K, D, int(10 * SEPARATIONS[sep]), N])
+        X = sample_mixture(mixture, N, sample_rng)
+        X_test = sample_mixture(mixture, N_TEST, sample_rng)
+        _DATA_CACHE.clear()  # one data set at a time is enough (loops are ordered)
+        _DATA_CACHE[key] = (X, X_test, true_log_likelihood(mixture, X_test))
+    return _DATA_CACHE[key]
+
+
+def grid(spec, N):
+    return [
+        (K, D, sep, N, seed)
+        for seed in spec["seeds"]
+        for D in spec["D"]
+        for K in spec["K"]
+        for sep in SEPARATIONS
+    ]
+
+
+# ------------------------------------------------------------------ fits
+
+
+def stopping_point(loss_curve, n_components_curve, n_start, tol, max_iter):
+    """Where a fit with ``tol`` and ``max_iter`` stops on this trajectory.
+
+    Mirrors the MM-EM solver's test: stop after the first iteration that
+    pruned nothing and changed the objective by less than ``tol``. The change
+    of the first iteration (from the unrecorded starting objective) is taken to
+    be large. Returns ``(n_iter, n_components, converged)``, or None when the
+    trajectory ends before the stopping point can be known.
+    """
+    previous_count = n_start
+    for i, count in enumerate(n_components_curve):
+        if i + 1 > max_iter:
+            return max_iter, int(n_components_curve[max_iter - 1]), False
+        pruned = count < previous_count
+        change = loss_curve[i - 1] - loss_curve[i] if i else math.inf
+        if not pruned and abs(change) < tol:
+            return i + 1, int(count), True
+        previous_count = count
+    return None
+
+
+def fit_record(key, params, read_off=()):
+    """Fit one model; return a flat record (and never raise)."""
+    K, D, sep, N, seed = key
+    X, X_test, true_ll = dataset(*key)
+    record = {"K": K, "D": D, "sep": sep, "N": N, "seed": seed, **params}
+    model = SparseGaussianMixture(**params, random_state=seed, device="cpu")
+    start = time.perf_counter()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            model.fit(X)
+        except Exception as error:  # recorded and reported, not fatal
+            record["error"] = f"{type(error).__name__}: {error}"
+    record["time"] = time.perf_counter() - start
+    record["warnings"] = sorted(
+        {f"{w.category.__name__}: {str(w.message)[:100]}" for w in caught}
+    )
+    if "error" in record:
+        return record
+    loss, counts = model.loss_curve_, model.n_components_curve_
+    record.update(
+        n_found=int(model.n_components_),
+        n_iter=int(model.n_iter_),
+        converged=bool(model.converged_),
+        gap=model.score(X_test) - true_ll,
+        max_increase=float(np.max(np.diff(loss), initial=-math.inf)),
+    )
+    own = stopping_point(
+        loss, counts, params["n_components"], params["tol"], params["max_iter"]
+    )
+    if own is None and not model.converged_:
+        own = (model.n_iter_, model.n_components_, False)
+    record["read_off_consistent"] = own == (
+        model.n_iter_,
+        model.n_components_,
+        model.converged_,
+    )
+    record["read_off"] = {
+        f"{tol:g}/{max_iter}": stopping_point(
+            loss, counts, params["n_components"], tol, max_iter
+        )
+        for tol, max_iter in read_off
+    }
+    return record
+
+
+def bic_record(key, max_components=12):
+    K, D, sep, N, seed = key
+    X, X_test, true_ll = dataset(*key)
+    start = time.perf_counter()
+    best, best_bic, caught_all = None, math.inf, set()
+    for k in range(1, max_components + 1):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            model = GaussianMixture(k, random_state=seed).fit(X)
+        caught_all |= {f"{w.category.__name__}: {str(w.message)[:60]}" for w in caught}
+        bic = model.bic(X)
+        if bic < best_bic:
+            best, best_bic = model, bic
+    return {
+        "K": K,
+        "D": D,
+        "sep": sep,
+        "N": N,
+        "seed": seed,
+        "n_found": best.n_components,
+        "gap": best.score(X_test) - true_ll,
+        "time": time.perf_counter() - start,
+        "warnings": sorted(caught_all),
+    }
+
+
+# ------------------------------------------------------------------ stages
+
+
+def run_stages(config, stages, log):
+    records = []
+
+    def add(stage, record):
+        record["stage"] = stage
+        records.append(record)
+        found = record.get("n_found", "ERR")
+        log(
+            f"{stage:5s} K={record['K']} D={record['D']} {record['sep'][:3]} "
+            f"N={record['N']} seed={record['seed']} "
+            f"M={record.get('n_components', '-')} s={record.get('sparsity', '-')} "
+            f"p={record.get('prune_threshold', '-')} -> {found} "
+            f"it={record.get('n_iter', '-')} {record['time']:.2f}s"
+        )
+
+    sparsities = config["sparsities"]
+    small = grid(config["sweep_small"], N_SMALL)
+    large = grid(config["sweep_large"], N_LARGE)
+    subset = grid(config["subset"], N_SMALL)
+    tol_read_off = ((1e-3, 300),)
+    if "sweep" in stages:
+        for key in small + large:
+            for s in sparsities:
+                add("sweep", fit_record(key, {**BASE, "sparsity": s}, tol_read_off))
+    if "start" in stages:
+        for key in subset:
+            for n_start in config["starts"]:
+                for s in sparsities:
+                    params = {**BASE, "n_components": n_start, "sparsity": s}
+                    add("start", fit_record(key, params, tol_read_off))
+    if "prune" in stages:
+        for key in subset:
+            for threshold in config["prune_thresholds"]:
+                for s in config["prune_sparsities"]:
+                    params = {**BASE, "prune_threshold": threshold, "sparsity": s}
+                    add("prune", fit_record(key, params, tol_read_off))
+    if "tol" in stages:
+        long_run = {**BASE, "tol": 1e-6, "max_iter": 2000}
+        read_off = [(t, 2000) for t in (1e-3, 1e-4, 1e-5)] + [(1e-4, 300)]
+        for key in subset:
+            for s in config["tol_sparsities"]:
+                add("tol", fit_record(key, {**long_run, "sparsity": s}, read_off))
+    if "check" in stages:
+        for key in subset:
+            for s in config["check_sparsities"]:
+                params = {**BASE, "tol": 1e-3, "sparsity": s}
+                add("check", fit_record(key, params))
+    if "bic" in stages:
+        bic_keys = [k for k in small if k[4] == 0] + [
+            k for k in large if k[1] in config["bic_large_D"]
+        ]
+        for key in bic_keys:
+            add("bic", bic_record(key))
+    return records
+
+
+# ------------------------------------------------------------------ tables
+
+
+def pct(values):
+    values = list(values)
+    return f"{100 * np.mean(values):5.1f}" if values else "    -"
+
+
+def mean_or_dash(values, fmt="{:7.3f}"):
+    values = [v for v in values if v is not None]
+    return fmt.format(np.mean(values)) if values else "      -"
+
+
+def median_or_dash(values, fmt="{:6.0f}"):
+    values = [v for v in values if v is not None]
+    return fmt.format(np.median(values)) if values else "     -"
+
+
+def ok(records):
+    return [r for r in records if "error" not in r]
+
+
+def table(header, rows):
+    widths = [
+        max(len(str(x)) for x in column) for column in zip(header, *rows, strict=True)
+    ]
+    line = "  ".join(f"{{:>{w}}}" for w in widths)
+    out = [line.format(*header), line.format(*("-" * w for w in widths))]
+    out += [line.format(*row) for row in rows]
+    return "\n".join(out)
+
+
+def recovered(r):
+    return r["n_found"] == r["K"]
+
+
+def sweep_tables(records, sparsities):
+    sweep = ok([r for r in records if r["stage"] == "sweep"])
+    if not sweep:
+        return []
+    matched = {(r["K"], r["D"], r["sep"], r["seed"]) for r in sweep if r["N"] > N_SMALL}
+    splits = [
+        ("all", lambda r: True),
+        ("D=2", lambda r: r["D"] == 2),
+        ("D=5", lambda r: r["D"] == 5),
+        ("D=8", lambda r: r["D"] == 8),
+        ("N=2k", lambda r: r["N"] == N_SMALL),
+        (
+            "N=2k*",
+            lambda r: (
+                r["N"] == N_SMALL and (r["K"], r["D"], r["sep"], r["seed"]) in matched
+            ),
+        ),
+        ("N=20k", lambda r: r["N"] == N_LARGE),
+        ("sep", lambda r: r["sep"] == "separated"),
+        ("ovl", lambda r: r["sep"] == "overlapping"),
+    ]
+    rows, k_rows, health_rows = [], [], []
+    ks = sorted({r["K"] for r in sweep})
+    for s in sparsities:
+        at = [r for r in sweep if r["sparsity"] == s]
+        if not at:
+            continue
+        rows.append(
+            [f"{s:g}", len(at)]
+            + [pct(recovered(r) for r in at if keep(r)) for _, keep in splits]
+            + [
+                pct(r["n_found"] > r["K"] for r in at),
+                pct(r["n_found"] < r["K"] for r in at),
+            ]
+        )
+        k_rows.append(
+            [f"{s:g}"]
+            + [pct(recovered(r) for r in at if r["K"] == k) for k in ks]
+            + [
+                mean_or_dash(r["gap"] for r in at if r["sep"] == "separated"),
+                mean_or_dash(r["gap"] for r in at if r["sep"] == "overlapping"),
+                median_or_dash([r["n_found"] for r in at], "{:5.1f}"),
+            ]
+        )
+        tol3 = [r["read_off"]["0.001/300"] for r in at]
+        health_rows.append(
+            [
+                f"{s:g}",
+                median_or_dash(r["n_iter"] for r in at),
+                median_or_dash(t[0] for t in tol3 if t),
+                pct(recovered(r) for r in at),
+                pct(t[1] == r["K"] for t, r in zip(tol3, at, strict=True) if t),
+                pct(r["converged"] for r in at),
+                median_or_dash([r["time"] for r in at if r["N"] == N_SMALL], "{:6.2f}"),
+                median_or_dash([r["time"] for r in at if r["N"] == N_LARGE], "{:6.2f}"),
+            ]
+        )
+    out = [
+        "Recovery (% of fits with n_components_ == K), n_components=20, "
+        "prune_threshold=1e-3, tol=1e-4, max_iter=300.\n"
+        "N=2k* is N=2,000 on the (K, D, sep, seed) that also have N=20,000; "
+        "sep/ovl: separated/overlapping; over/under: % with more/fewer than K.",
+        table(
+            ["sparsity", "fits", *[name for name, _ in splits], "over", "under"],
+            rows,
+        ),
+        "\nRecovery by true K, and the mean held-out gap (held-out mean "
+        "log-likelihood minus the true mixture's, nats).",
+        table(
+            [
+                "sparsity",
+                *[f"K={k}" for k in ks],
+                "gap sep",
+                "gap ovl",
+                "median n_found",
+            ],
+            k_rows,
+        ),
+        "\nIterations and time: tol=1e-4 as run, tol=1e-3 read off the same "
+        "trajectory (same max_iter=300).",
+        table(
+            [
+                "sparsity",
+                "iter 1e-4",
+                "iter 1e-3",
+                "rec 1e-4",
+                "rec 1e-3",
+                "% converged",
+                "time 2k (s)",
+                "time 20k (s)",
+            ],
+            health_rows,
+        ),
+    ]
+    return out
+
+
+def start_tables(records, sparsities):
+    start = ok([r for r in records if r["stage"] == "start"])
+    if not start:
+        return []
+    keys = {(r["K"], r["D"], r["sep"], r["N"], r["seed"]) for r in start}
+    same_data = ok(
+        [
+            r
+            for r in records
+            if r["stage"] == "sweep"
+            and (r["K"], r["D"], r["sep"], r["N"], r["seed"]) in keys
+        ]
+    )
+    pool = start + same_data
+    starts = sorted({r["n_components"] for r in pool})
+    rows = []
+    for s in sparsities:
+        row = [f"{s:g}"]
+        for m in starts:
+            at = [r for r in pool if r["sparsity"] == s and r["n_components"] == m]
+            row += [
+                pct(recovered(r) for r in at),
+                mean_or_dash((r["gap"] for r in at), "{:6.3f}"),
+                median_or_dash(r["n_iter"] for r in at),
+            ]
+        rows.append(row)
+    header = ["sparsity"]
+    for m in starts:
+        header += [f"rec M={m}", f"gap M={m}", f"iter M={m}"]
+    ratio_rows = []
+    ratios = sorted({r["sparsity"] / r["n_components"] for r in pool})
+    for ratio in ratios:
+        row = [f"{ratio:.4g}"]
+        for m in starts:
+            at = [
+                r
+                for r in pool
+                if r["n_components"] == m
+                and math.isclose(r["sparsity"] / m, ratio, rel_tol=1e-9)
+            ]
+            row.append(pct(recovered(r) for r in at))
+        ratio_rows.append(row)
+    return [
+        f"\nStarting count: the sweep from n_components (M) in {starts} on "
+        f"{len(keys)} data sets (N=2,000, K in {sorted({k[0] for k in keys})}, "
+        f"D in {sorted({k[1] for k in keys})}, seed 0; M=20 from the sweep).",
+        table(header, rows),
+        "\nThe same recovery rates indexed by the per-component penalty "
+        "scale sparsity / M.",
+        table(["s/M", *[f"M={m}" for m in starts]], ratio_rows),
+    ]
+
+
+def prune_tables(records):
+    prune = ok([r for r in records if r["stage"] == "prune"])
+    if not prune:
+        return []
+    reference = {
+        (r["K"], r["D"], r["sep"], r["N"], r["seed"], r["sparsity"]): r
+        for r in ok(records)
+        if r["stage"] == "sweep" and r["n_components"] == BASE["n_components"]
+    }
+    rows = []
+    for threshold in sorted({r["prune_threshold"] for r in prune}, reverse=True):
+        at = [r for r in prune if r["prune_threshold"] == threshold]
+        pairs = [
+            (
+                r,
+                reference.get(
+                    (r["K"], r["D"], r["sep"], r["N"], r["seed"], r["sparsity"])
+                ),
+            )
+            for r in at
+        ]
+        pairs = [(r, q) for r, q in pairs if q is not None]
+        rows.append(
+            [
+                f"{threshold:g}",
+                len(pairs),
+                pct(r["n_found"] != q["n_found"] for r, q in pairs),
+                pct(recovered(r) for r, _ in pairs),
+                pct(recovered(q) for _, q in pairs),
+                pct(r["n_found"] < r["K"] for r, _ in pairs),
+                pct(q["n_found"] < q["K"] for _, q in pairs),
+                median_or_dash(r["n_iter"] for r, _ in pairs),
+                median_or_dash(q["n_iter"] for _, q in pairs),
+                mean_or_dash(r["gap"] - q["gap"] for r, q in pairs),
+            ]
+        )
+    return [
+        "\nPruning threshold against the default 1e-3 (same data, same "
+        "sparsity; sparsities "
+        f"{sorted({r['sparsity'] for r in prune})}).",
+        table(
+            [
+                "threshold",
+                "pairs",
+                "% n_found differs",
+                "rec",
+                "rec 1e-3",
+                "under",
+                "under 1e-3",
+                "iter",
+                "iter 1e-3",
+                "gap - gap 1e-3",
+            ],
+            rows,
+        ),
+    ]
+
+
+def tol_tables(records):
+    long_runs = ok([r for r in records if r["stage"] == "tol"])
+    if not long_runs:
+        return []
+    rows = []
+    for s in sorted({r["sparsity"] for r in long_runs}):
+        at = [r for r in long_runs if r["sparsity"] == s]
+        row = [f"{s:g}", len(at)]
+        for label in ("0.001/2000", "0.0001/2000", "1e-05/2000"):
+            points = [(r["read_off"][label], r) for r in at]
+            row += [
+                median_or_dash(p[0] for p, _ in points if p),
+                pct(p[1] == r["K"] for p, r in points if p),
+                pct(p[0] > 300 for p, _ in points if p),
+            ]
+        capped = [(r["read_off"]["0.0001/300"], r) for r in at]
+        row += [
+            median_or_dash(r["n_iter"] for r in at),
+            pct(recovered(r) for r in at),
+            pct(r["converged"] for r in at),
+            pct(p[1] == r["K"] for p, r in capped if p),
+        ]
+        rows.append(row)
+    header = ["sparsity", "fits"]
+    for tol in ("1e-3", "1e-4", "1e-5"):
+        header += [f"iter {tol}", f"rec {tol}", f">300 {tol}"]
+    header += ["iter 1e-6", "rec 1e-6", "conv 1e-6", "rec 1e-4/300"]
+    return [
+        "\nTolerance and max_iter: long runs (tol=1e-6, max_iter=2000), with "
+        "the stopping points of larger tol read off the trajectory. "
+        "'>300': % of fits that need more than 300 iterations at that tol.",
+        table(header, rows),
+    ]
+
+
+def check_tables(records):
+    check = ok([r for r in records if r["stage"] == "check"])
+    if not check:
+        return []
+    reference = {
+        (r["K"], r["D"], r["sep"], r["N"], r["seed"], r["sparsity"]): r
+        for r in ok(records)
+        if r["stage"] == "sweep" and r["n_components"] == BASE["n_components"]
+    }
+    agree = total = 0
+    for r in check:
+        q = reference.get((r["K"], r["D"], r["sep"], r["N"], r["seed"], r["sparsity"]))
+        if q is None:
+            continue
+        total += 1
+        agree += q["read_off"]["0.001/300"] == (
+            r["n_iter"],
+            r["n_found"],
+            r["converged"],
+        )
+    return [
+        f"\nRead-off check: {agree} of {total} real tol=1e-3 fits stopped at the "
+        "iteration, with the component count, read off the tol=1e-4 trajectory."
+    ]
+
+
+def bic_tables(records, recommended):
+    bic = ok([r for r in records if r["stage"] == "bic"])
+    if not bic:
+        return []
+    sweep = {
+        (r["K"], r["D"], r["sep"], r["N"], r["seed"]): r
+        for r in ok(records)
+        if r["stage"] == "sweep" and r["sparsity"] == recommended
+    }
+    rows = []
+    for name, keep in (
+        ("all", lambda r: True),
+        ("separated", lambda r: r["sep"] == "separated"),
+        ("overlapping", lambda r: r["sep"] == "overlapping"),
+        ("N=20k", lambda r: r["N"] == N_LARGE),
+    ):
+        at = [r for r in bic if keep(r)]
+        pairs = [
+            (r, sweep.get((r["K"], r["D"], r["sep"], r["N"], r["seed"]))) for r in at
+        ]
+        pairs = [(r, q) for r, q in pairs if q is not None]
+        rows.append(
+            [
+                name,
+                len(pairs),
+                pct(recovered(r) for r, _ in pairs),
+                pct(recovered(q) for _, q in pairs),
+                mean_or_dash(r["gap"] for r, _ in pairs),
+                mean_or_dash(q["gap"] for _, q in pairs),
+                median_or_dash([r["time"] for r, _ in pairs], "{:6.2f}"),
+                median_or_dash([q["time"] for _, q in pairs], "{:6.2f}"),
+            ]
+        )
+    return [
+        "\nReference: GaussianMixture with 1..12 components chosen by BIC, "
+        f"against SparseGaussianMixture(n_components=20, sparsity={recommended:g}) "
+        "on the same data.",
+        table(
+            [
+                "subset",
+                "sets",
+                "rec BIC",
+                "rec sparse",
+                "gap BIC",
+                "gap sparse",
+                "time BIC (s)",
+                "time sparse (s)",
+            ],
+            rows,
+        ),
+    ]
+
+
+def health_lines(records):
+    fits = [r for r in records if r["stage"] != "bic"]
+    errors = Counter(r["error"][:120] for r in fits if "error" in r)
+    warned = Counter(w for r in fits for w in r["warnings"])
+    bic_warned = Counter(
+        w for r in records if r["stage"] == "bic" for w in r["warnings"]
+    )
+    fitted = ok(fits)
+    increasing = [r for r in fitted if r["max_increase"] > INCREASE_TOL]
+    inconsistent = [r for r in fitted if not r["read_off_consistent"]]
+    out = [
+        f"\nHealth over {len(fits)} SparseGaussianMixture fits: "
+        f"{sum(errors.values())} errors, {len(increasing)} with a non-monotone "
+        f"loss_curve_ (increase > {INCREASE_TOL:g}), {len(inconsistent)} whose "
+        "stopping point disagrees with the read-off rule, "
+        f"{sum(not r['converged'] for r in fitted)} not converged."
+    ]
+    out += [f"  error x{n}: {e}" for e, n in errors.most_common()]
+    out += [f"  warning x{n}: {w}" for w, n in warned.most_common()]
+    out += [f"  GaussianMixture warning x{n}: {w}" for w, n in bic_warned.most_common()]
+    for r in sorted(increasing, key=lambda r: -r["max_increase"])[:10]:
+        out.append(
+            f"  increase {r['max_increase']:.3g}: stage={r['stage']} K={r['K']} "
+            f"D={r['D']} {r['sep']} N={r['N']} seed={r['seed']} "
+            f"M={r['n_components']} s={r['sparsity']:g} p={r['prune_threshold']:g}"
+        )
+    return out
+
+
+def recommended_sparsity(records):
+    sweep = ok([r for r in records if r["stage"] == "sweep"])
+    if not sweep:
+        return None
+    rates = {}
+    for s in sorted({r["sparsity"] for r in sweep}):
+        rates[s] = np.mean([recovered(r) for r in sweep if r["sparsity"] == s])
+    return max(rates, key=rates.get)
+
+
+def source_digest():
+    root = Path(sparse_gmm.__file__).parent
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small grid")
+    parser.add_argument("--stages", default=",".join(STAGES))
+    parser.add_argument("--output", type=Path, default=None)
+    parser.add_argument("--raw", type=Path, default=None, help="JSON lines per fit")
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args(argv)
+    stages = set(args.stages.split(","))
+    unknown = stages - set(STAGES)
+    if unknown:
+        parser.error(f"unknown stages {sorted(unknown)}; choose from {STAGES}")
+    config = QUICK if args.quick else FULL
+    results = Path(__file__).parent / "results"
+    output = args.output
+    if output is None and not args.quick:
+        output = results / "bench_defaults.txt"
+    raw = args.raw.open("w") if args.raw else None
+
+    def log(message):
+        print(message, flush=True)
+
+    torch.set_num_threads(args.threads)
+    started = time.perf_counter()
+    with threadpool_limits(args.threads):
+        records = run_stages(config, stages, log)
+    elapsed = time.perf_counter() - started
+    if raw:
+        for r in records:
+            raw.write(json.dumps(r) + "\n")
+        raw.close()
+
+    recommended = recommended_sparsity(records) or 8.0
+    lines = [
+        "bench_defaults: " + ("quick grid" if args.quick else "full grid"),
+        f"sparse_gmm {sparse_gmm.__version__} (source sha256 {source_digest()}), "
+        f"torch {torch.__version__}, scikit-learn {sklearn.__version__}, "
+        f"numpy {np.__version__}, Python {platform.python_version()}, "
+        f"{args.threads} thread(s), stages {sorted(stages)}, "
+        f"{len(records)} records in {elapsed:.0f} s.",
+        "",
+        *sweep_tables(records, config["sparsities"]),
+        *start_tables(records, config["sparsities"]),
+        *prune_tables(records),
+        *tol_tables(records),
+        *check_tables(records),
+        *bic_tables(records, recommended),
+        *health_lines(records),
+    ]
+    text = "\n".join(lines) + "\n"
+    print("\n" + text)
+    if output is not None:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(text)
+        print(f"written to {output}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,311 @@
+"""Peak resident memory of one large fit: sparse_gmm against scikit-learn.
+
+What is measured
+----------------
+The peak resident set size (RSS) of a process that fits a Gaussian mixture
+with ``n_components=100`` starting components and ``max_iter=5`` to
+``N = 2,000,000`` float32 samples in ``D = 2`` dimensions (ten Gaussian blobs),
+once with
+
+* ``SparseGaussianMixture(n_components=100, engine='torch', device='cpu',
+  max_iter=5, init_params=..., random_state=0)`` and once with
+* ``sklearn.mixture.GaussianMixture(n_components=100, max_iter=5,
+  init_params=..., random_state=0)``,
+
+on the same data. The target is a sparse_gmm peak under 1 GB in total;
+scikit-learn materialises several dense ``(N, n_components)`` arrays and needs
+several GB.
+
+How
+---
+Every fit runs in its own fresh child process (``sys.executable`` running this
+file with ``--child``), so that the peaks of the two libraries cannot mix. The
+child imports only the library it measures (sparse_gmm imports torch and
+scikit-learn; the scikit-learn child never imports torch), generates the data
+from a fixed seed (directly in float32, so no float64 copy is ever made),
+records its RSS, fits, and reports as one JSON line:
+
+* ``baseline``: the child's current RSS after imports and data creation;
+* ``peak``: the child's RSS high-water mark after the fit (``VmHWM`` from
+  /proc/self/status, which the kernel keeps per address space and therefore
+  starts from zero at ``exec``; ``resource.getrusage(RUSAGE_SELF).ru_maxrss``
+  where there is no /proc);
+* ``pre-fit peak``: the same high-water mark read just before the fit (so one
+  can check that the peak is set by the fit, not by the imports or the data);
+* ``fit cost``: ``peak - baseline``, what the fit itself adds.
+
+The parent also samples the child's RSS with psutil every 5 ms as a cross-check
+(``sampled``); it can miss short spikes, so ``peak`` is the figure of record.
+Sizes are in MiB (2**20 bytes); "1 GB" is read as 1000 MiB to be safe.
+
+Usage
+-----
+``python benchmarks/bench_memory.py`` runs the full size (about two minutes
+with ``--init random_from_data``, the default); ``--init kmeans`` uses the
+default k-means initialisation of both libraries instead, ``--init both`` runs
+both; ``--quick`` runs ``N = 200,000`` as a smoke test. The table is printed
+and written to ``benchmarks/results/bench_memory.txt``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "results"
+N_FULL = 2_000_000
+N_QUICK = 200_000
+N_COMPONENTS = 100
+N_FEATURES = 2
+N_BLOBS = 10
+MAX_ITER = 5
+TARGET_MIB = 1000.0
+MIB = 2**20
+
+
+def make_data(n_samples, n_features=N_FEATURES, n_blobs=N_BLOBS, seed=0):
+    """Ten well separated Gaussian blobs, generated directly in float32.
+
+    Returns
+    -------
+    X : numpy.ndarray of shape (n_samples, n_features), float32
+    """
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    centers = rng.uniform(-20.0, 20.0, size=(n_blobs, n_features)).astype(np.float32)
+    scales = rng.uniform(0.5, 2.0, size=(n_blobs, 1)).astype(np.float32)
+    labels = rng.integers(0, n_blobs, size=n_samples, dtype=np.int32)
+    X = rng.standard_normal((n_samples, n_features), dtype=np.float32)
+    X *= scales[labels]
+    X += centers[labels]
+    return X
+
+
+def _current_rss_mib():
+    """Current resident set size of this process, from /proc (Linux) or psutil."""
+    try:
+        with open("/proc/self/statm") as statm:
+            pages = int(statm.read().split()[1])
+        return pages * os.sysconf("SC_PAGE_SIZE") / MIB
+    except (OSError, ValueError):
+        import psutil
+
+        return psutil.Process().memory_info().rss / MIB
+
+
+def _peak_rss_mib():
+    """High-water mark of this process's RSS.
+
+    ``VmHWM`` from /proc/self/status where there is one: it belongs to the
+    address space made by ``exec``, so it starts from zero in the child.
+    ``ru_maxrss`` (the fallback) can start at the RSS of the parent at the
+    time of the fork, which is why the parent stays small (it imports neither
+    torch nor scikit-learn).
+    """
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024 / MIB
+    except OSError:
+        pass
+    scale = 1 if sys.platform == "darwin" else 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / MIB
+
+
+def run_child(library, n_samples, init_params, threads):
+    """Body of the child process: import, make data, fit, print one JSON line."""
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(threads)
+    if library == "sparse_gmm":
+        import torch
+
+        from sparse_gmm import SparseGaussianMixture
+
+        torch.set_num_threads(threads)
+        model = SparseGaussianMixture(
+            n_components=N_COMPONENTS,
+            engine="torch",
+            device="cpu",
+            max_iter=MAX_ITER,
+            init_params=init_params,
+            random_state=0,
+        )
+    else:
+        from sklearn.mixture import GaussianMixture
+
+        model = GaussianMixture(
+            n_components=N_COMPONENTS,
+            max_iter=MAX_ITER,
+            init_params=init_params,
+            random_state=0,
+        )
+    X = make_data(n_samples)
+    baseline = _current_rss_mib()
+    pre_fit_peak = _peak_rss_mib()
+    start = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # ConvergenceWarning after 5 iterations
+        model.fit(X)
+    seconds = time.perf_counter() - start
+    result = {
+        "library": library,
+        "init": init_params,
+        "n_samples": n_samples,
+        "dtype": str(X.dtype),
+        "baseline": baseline,
+        "pre_fit_peak": pre_fit_peak,
+        "peak": _peak_rss_mib(),
+        "after": _current_rss_mib(),
+        "seconds": seconds,
+        "n_iter": int(model.n_iter_),
+        "n_components": int(getattr(model, "n_components_", model.n_components)),
+    }
+    print("RESULT " + json.dumps(result), flush=True)
+
+
+def measure(library, n_samples, init_params, threads, interval=0.005):
+    """Run one fit in a fresh child; return its report plus the sampled peak."""
+    import psutil
+
+    command = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--child",
+        library,
+        "--n-samples",
+        str(n_samples),
+        "--init",
+        init_params,
+        "--threads",
+        str(threads),
+    ]
+    child = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    process = psutil.Process(child.pid)
+    sampled = 0.0
+    while child.poll() is None:
+        try:
+            sampled = max(sampled, process.memory_info().rss / MIB)
+        except (psutil.NoSuchProcess, psutil.ZombieProcess):
+            break
+        time.sleep(interval)
+    output, _ = child.communicate()
+    if child.returncode != 0:
+        raise RuntimeError(f"{library} child failed with code {child.returncode}")
+    line = next(x for x in output.splitlines() if x.startswith("RESULT "))
+    result = json.loads(line[len("RESULT ") :])
+    result["sampled"] = sampled
+    return result
+
+
+def header(n_samples, threads):
+    # Versions from the metadata: the parent imports neither torch nor
+    # scikit-learn, so that its own RSS stays small (see _peak_rss_mib).
+    from importlib.metadata import version
+
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    env = {
+        name: os.environ.get(name, "(unset)")
+        for name in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OMP_NUM_THREADS")
+    }
+    return [
+        "bench_memory: peak resident memory of one fit, each in a fresh process",
+        f"data: N={n_samples:,} D={N_FEATURES} float32, {N_BLOBS} blobs (seed 0); "
+        f"n_components={N_COMPONENTS}, max_iter={MAX_ITER}, random_state=0",
+        f"python {platform.python_version()}, numpy {version('numpy')}, "
+        f"scikit-learn {version('scikit-learn')}, torch {version('torch')}; "
+        f"{os.cpu_count()} cores, {memory:.1f} GiB RAM, "
+        f"load average {os.getloadavg()[0]:.1f} at start",
+        f"threads: {threads} (torch.set_num_threads and threadpoolctl, in each child)",
+        "env: " + ", ".join(f"{k}={v}" for k, v in env.items()),
+        "MiB = 2**20 bytes; peak = child's VmHWM after the fit; "
+        "baseline = child's RSS after imports and data;",
+        "sampled = parent's psutil sampling every 5 ms (cross-check)",
+    ]
+
+
+def table(results):
+    columns = (
+        f"{'library':<11} {'init':<17} {'baseline':>9} {'pre-fit':>8} "
+        f"{'peak':>8} {'fit cost':>9} {'sampled':>8} {'fit s':>7} "
+        f"{'iter':>4} {'comps':>5}"
+    )
+    lines = [columns, "-" * len(columns)]
+    for r in results:
+        lines.append(
+            f"{r['library']:<11} {r['init']:<17} {r['baseline']:>9.0f} "
+            f"{r['pre_fit_peak']:>8.0f} {r['peak']:>8.0f} "
+            f"{r['peak'] - r['baseline']:>9.0f} {r['sampled']:>8.0f} "
+            f"{r['seconds']:>7.1f} {r['n_iter']:>4d} {r['n_components']:>5d}"
+        )
+    return lines
+
+
+def summary(results, n_samples):
+    lines = []
+    by_key = {(r["library"], r["init"]): r for r in results}
+    for init in dict.fromkeys(r["init"] for r in results):
+        ours, theirs = by_key[("sparse_gmm", init)], by_key[("sklearn", init)]
+        ratio = theirs["peak"] / ours["peak"]
+        cost_ratio = (theirs["peak"] - theirs["baseline"]) / max(
+            ours["peak"] - ours["baseline"], 1.0
+        )
+        verdict = "yes" if ours["peak"] < TARGET_MIB else "NO"
+        lines.append(
+            f"init={init}: sparse_gmm peak {ours['peak']:.0f} MiB, "
+            f"sklearn peak {theirs['peak']:.0f} MiB -> sklearn/sparse_gmm = "
+            f"{ratio:.1f}x in total, {cost_ratio:.1f}x in fit cost"
+        )
+        if n_samples == N_FULL:
+            lines.append(
+                f"  target (sparse_gmm peak < {TARGET_MIB:.0f} MiB): {verdict}"
+            )
+    return lines
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help=f"N={N_QUICK:,}")
+    parser.add_argument(
+        "--init",
+        choices=("random_from_data", "kmeans", "both"),
+        default="random_from_data",
+    )
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--child", choices=("sparse_gmm", "sklearn"))
+    parser.add_argument("--n-samples", type=int)
+    args = parser.parse_args(argv)
+    if args.child:
+        run_child(args.child, args.n_samples, args.init, args.threads)
+        return
+    n_samples = N_QUICK if args.quick else N_FULL
+    inits = ("random_from_data", "kmeans") if args.init == "both" else (args.init,)
+    lines = header(n_samples, args.threads)
+    for line in lines:
+        print(line, flush=True)
+    results = []
+    for init in inits:
+        for library in ("sparse_gmm", "sklearn"):
+            print(f"... {library}, init={init}", flush=True)
+            results.append(measure(library, n_samples, init, args.threads))
+    report = [*lines, "", *table(results), "", *summary(results, n_samples)]
+    print()
+    print("\n".join(report[len(lines) + 1 :]))
+    RESULTS.mkdir(exist_ok=True)
+    name = "bench_memory_quick.txt" if args.quick else "bench_memory.txt"
+    (RESULTS / name).write_text("\n".join(report) + "\n")
+    print(f"\nwritten to {RESULTS / name}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,345 @@
+"""Seconds per EM iteration: sparse_gmm's torch engine against scikit-learn.
+
+What is measured
+----------------
+The wall time of one EM iteration (one E-step and one M-step over all
+samples) of ``SparseGaussianMixture(engine='torch', device='cpu')`` and of
+:class:`sklearn.mixture.GaussianMixture`, both with ``covariance_type='full'``
+and ``M = 100`` components, on the same float64 data (ten Gaussian blobs).
+The headline is ``N = 200,000`` samples in ``D = 4`` dimensions, where
+sparse_gmm should be at least ten times faster; a sweep over
+``N in (1e4, 1e5, 2e5)`` and ``D in (2, 4, 8)`` feeds the plot.
+
+Both estimators do the same work: ``sparsity=0`` (maximum likelihood) and
+``prune_threshold=0`` (``sparsity=0`` alone still prunes components whose
+weight falls below ``prune_threshold``), ``tol=0`` so that neither stops
+early, and the same ``weights_init``, ``means_init`` and ``precisions_init``,
+so no k-means runs and the iterates agree; the table's ``|dmu|`` column is the
+largest difference between the two fits' means, which checks that.
+
+How
+---
+Everything runs in one process, with torch and the BLAS/OpenMP pools of numpy
+and scikit-learn (through threadpoolctl) set to the same thread count
+(``--threads``, default 2). A fit with ``max_iter=k`` costs the
+initialisation, ``k`` iterations and an extra E-step in both libraries, so the
+time per iteration is ``(t(k1) - t(k0)) / (k1 - k0)`` with ``k0 = 1``, which
+cancels everything but the iterations. The fits of the two libraries are
+interleaved (their order alternates between repeats) and the median over the
+repeats is reported, with ``sklearn / sparse_gmm`` per row.
+
+The arithmetic floor of one iteration is printed next to it: the two matmuls
+of the moment formulation (``phi(x) @ theta`` in the E-step and
+``resp^T @ phi`` for the statistics) take ``4 N M F`` flop, with ``F = 1 + D +
+D (D + 1) / 2`` the number of moment features, at the rate measured on a large
+square float64 matmul, plus ``2 N M`` exponentials at the rate measured for
+``torch.exp`` on a large float64 array. ``sparse/floor`` shows how far the
+engine is from it.
+
+OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE, when set, slow numpy's BLAS; they are
+left as they are and printed in the header, as is the load average, since the
+machine may be shared.
+
+Usage
+-----
+``python benchmarks/bench_speed.py`` runs the headline and the sweep (a few
+minutes on an idle two-core machine); ``--quick`` runs a small sweep with two
+repeats (under a minute). The table is printed and written to
+``benchmarks/results/bench_speed.txt`` (``bench_speed_quick.txt``), the plot
+to ``benchmarks/results/bench_speed.png`` (``bench_speed_quick.png``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import sklearn
+import torch
+from sklearn.mixture import GaussianMixture
+from threadpoolctl import threadpool_info, threadpool_limits
+
+from sparse_gmm import SparseGaussianMixture
+
+RESULTS = Path(__file__).resolve().parent / "results"
+N_COMPONENTS = 100
+HEADLINE = (200_000, 4)
+TARGET_SPEEDUP = 10.0
+
+
+def make_data(n_samples, n_features, n_blobs=10, seed=0):
+    """Float64 samples from ``n_blobs`` Gaussian blobs with random scales."""
+    rng = np.random.default_rng(seed)
+    centers = rng.uniform(-10.0, 10.0, size=(n_blobs, n_features))
+    scales = rng.uniform(0.5, 2.0, size=n_blobs)
+    labels = rng.integers(0, n_blobs, size=n_samples)
+    X = rng.standard_normal((n_samples, n_features))
+    return X * scales[labels, None] + centers[labels]
+
+
+def make_inits(X, n_components, seed=1):
+    """Uniform weights, means at random samples, a shared precision.
+
+    The shared covariance is the data's covariance shrunk by
+    ``n_components ** (2 / D)``, the volume each component would cover.
+    """
+    rng = np.random.default_rng(seed)
+    n_samples, n_features = X.shape
+    means = X[rng.choice(n_samples, size=n_components, replace=False)]
+    covariance = np.cov(X.T) / n_components ** (2.0 / n_features)
+    precision = np.linalg.inv(covariance)
+    return {
+        "weights_init": np.full(n_components, 1.0 / n_components),
+        "means_init": means,
+        "precisions_init": np.tile(precision, (n_components, 1, 1)),
+    }
+
+
+def make_model(library, max_iter, inits):
+    if library == "sparse_gmm":
+        return SparseGaussianMixture(
+            n_components=N_COMPONENTS,
+            sparsity=0.0,
+            prune_threshold=0.0,
+            tol=0.0,
+            max_iter=max_iter,
+            engine="torch",
+            device="cpu",
+            random_state=0,
+            **inits,
+        )
+    # random_from_data is the cheapest way through scikit-learn's
+    # initialisation, whose result the given inits then replace.
+    return GaussianMixture(
+        n_components=N_COMPONENTS,
+        tol=0.0,
+        max_iter=max_iter,
+        init_params="random_from_data",
+        random_state=0,
+        **inits,
+    )
+
+
+def timed_fit(library, X, max_iter, inits):
+    model = make_model(library, max_iter, inits)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # ConvergenceWarning: tol=0
+        start = time.perf_counter()
+        model.fit(X)
+        seconds = time.perf_counter() - start
+    if model.n_iter_ != max_iter:
+        raise RuntimeError(f"{library} ran {model.n_iter_} != {max_iter} iterations")
+    if library == "sparse_gmm" and model.n_components_ != N_COMPONENTS:
+        raise RuntimeError("sparse_gmm pruned a component: not the same work")
+    return seconds, model
+
+
+def seconds_per_iteration(X, repeats, k0=1, k1=3):
+    """Median over repeats of ``(t(k1) - t(k0)) / (k1 - k0)``, per library."""
+    inits = make_inits(X, N_COMPONENTS)
+    per_iteration = {"sparse_gmm": [], "sklearn": []}
+    models = {}
+    for repeat in range(repeats):
+        order = ("sparse_gmm", "sklearn")
+        for library in order if repeat % 2 == 0 else order[::-1]:
+            short, _ = timed_fit(library, X, k0, inits)
+            long, models[library] = timed_fit(library, X, k1, inits)
+            per_iteration[library].append((long - short) / (k1 - k0))
+    drift = float(
+        np.max(np.abs(models["sparse_gmm"].means_ - models["sklearn"].means_))
+    )
+    medians = {k: statistics.median(v) for k, v in per_iteration.items()}
+    return medians, drift
+
+
+def n_moment_features(n_features):
+    return 1 + n_features + n_features * (n_features + 1) // 2
+
+
+def best_of(function, repeats=3):
+    function()  # warm-up
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        function()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def machine_rates():
+    """Float64 matmul flop/s (2048^3) and torch.exp elements/s (2**23)."""
+    size = 2048
+    a = torch.randn(size, size, dtype=torch.float64)
+    b = torch.randn(size, size, dtype=torch.float64)
+    out = torch.empty_like(a)
+    flops = 2 * size**3 / best_of(lambda: torch.mm(a, b, out=out))
+    x = torch.randn(2**23, dtype=torch.float64)
+    y = torch.empty_like(x)
+    exps = x.numel() / best_of(lambda: torch.exp(x, out=y))
+    return flops, exps
+
+
+def floor_seconds(n_samples, n_features, flops, exps):
+    arithmetic = 4 * n_samples * N_COMPONENTS * n_moment_features(n_features)
+    return arithmetic / flops + 2 * n_samples * N_COMPONENTS / exps
+
+
+def busy_warning(threads):
+    """A warning line when other processes compete for the cores, else none.
+
+    With more runnable threads than cores, every multi-threaded call (BLAS,
+    OpenMP) can wait a whole scheduler time slice for a descheduled worker;
+    libraries that make many small parallel calls then slow down by factors,
+    so such timings measure the scheduler more than the code.
+    """
+    load, cores = os.getloadavg()[0], os.cpu_count() or 1
+    if threads > 1 and load > cores - threads + 0.5:
+        return [
+            f"WARNING: load average {load:.1f} on {cores} cores: with {threads} "
+            "threads per pool, parallel calls wait for descheduled workers; "
+            "prefer --threads 1 or an idle machine"
+        ]
+    return []
+
+
+def header(threads, flops, exps):
+    pools = sorted(
+        {
+            f"{p['internal_api']}={p['num_threads']}"
+            for p in threadpool_info()
+            if p["user_api"] in ("blas", "openmp")
+        }
+    )
+    env = {
+        name: os.environ.get(name, "(unset)")
+        for name in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OMP_NUM_THREADS")
+    }
+    return [
+        "bench_speed: seconds per EM iteration, covariance_type='full', "
+        f"M={N_COMPONENTS}, float64",
+        f"python {platform.python_version()}, numpy {np.__version__}, "
+        f"scikit-learn {sklearn.__version__}, torch {torch.__version__}; "
+        f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at start",
+        f"threads: torch {torch.get_num_threads()}, numpy/sklearn pools "
+        f"{', '.join(pools)} (requested {threads})",
+        "env: " + ", ".join(f"{k}={v}" for k, v in env.items()),
+        f"measured rates: float64 matmul {flops / 1e9:.1f} GFLOP/s, "
+        f"torch.exp {exps / 1e6:.0f} M/s",
+        "floor = 4 N M F / matmul rate + 2 N M / exp rate, "
+        "F = 1 + D + D(D+1)/2 moment features",
+        "s/iter = (t(max_iter=3) - t(max_iter=1)) / 2, median of the repeats; "
+        "|dmu| = max |means sparse_gmm - means sklearn|",
+        *busy_warning(threads),
+    ]
+
+
+def table(rows):
+    columns = (
+        f"{'N':>8} {'D':>2} {'F':>3} {'sklearn s/it':>12} {'sparse s/it':>11} "
+        f"{'sklearn/sparse':>14} {'floor s/it':>10} {'sparse/floor':>12} "
+        f"{'|dmu|':>8}"
+    )
+    lines = [columns, "-" * len(columns)]
+    for row in rows:
+        lines.append(
+            f"{row['n']:>8,} {row['d']:>2} {n_moment_features(row['d']):>3} "
+            f"{row['sklearn']:>12.4f} {row['sparse_gmm']:>11.4f} "
+            f"{row['sklearn'] / row['sparse_gmm']:>13.1f}x "
+            f"{row['floor']:>10.4f} {row['sparse_gmm'] / row['floor']:>11.1f}x "
+            f"{row['drift']:>8.1e}"
+        )
+    return lines
+
+
+def plot(rows, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for index, d in enumerate(sorted({row["d"] for row in rows})):
+        subset = sorted((row for row in rows if row["d"] == d), key=lambda r: r["n"])
+        n = [row["n"] for row in subset]
+        color = f"C{index}"
+        left.loglog(n, [r["sparse_gmm"] for r in subset], "o-", color=color)
+        left.loglog(n, [r["sklearn"] for r in subset], "s--", color=color)
+        left.loglog(n, [r["floor"] for r in subset], ":", color=color)
+        right.semilogx(
+            n,
+            [r["sklearn"] / r["sparse_gmm"] for r in subset],
+            "o-",
+            color=color,
+            label=f"D={d}",
+        )
+        left.plot([], [], "-", color=color, label=f"D={d}")
+    left.plot([], [], "ko-", label="sparse_gmm (torch)")
+    left.plot([], [], "ks--", label="scikit-learn")
+    left.plot([], [], "k:", label="arithmetic floor")
+    left.set(xlabel="n_samples", ylabel="seconds per iteration")
+    left.set_title(f"EM iteration, M={N_COMPONENTS}, full covariances")
+    left.legend(fontsize=8)
+    right.axhline(TARGET_SPEEDUP, color="grey", lw=0.8, ls="--")
+    right.set(xlabel="n_samples", ylabel="sklearn / sparse_gmm", ylim=(0, None))
+    right.set_title(f"speed-up (threads: {torch.get_num_threads()})")
+    right.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small sweep")
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    threadpool_limits(args.threads)
+    if args.quick:
+        grid, repeats, headline_repeats = [(10_000, 2), (20_000, 4)], 2, 2
+    else:
+        grid = [(n, d) for d in (2, 4, 8) for n in (10_000, 100_000, 200_000)]
+        repeats, headline_repeats = 2, 3
+    flops, exps = machine_rates()
+    lines = header(args.threads, flops, exps)
+    print("\n".join(lines), flush=True)
+    print("\n".join(table([])), flush=True)
+    rows = []
+    # The headline first (more repeats), then the rest of the sweep.
+    for n, d in sorted(grid, key=lambda nd: nd != HEADLINE):
+        X = make_data(n, d)
+        medians, drift = seconds_per_iteration(
+            X, headline_repeats if (n, d) == HEADLINE else repeats
+        )
+        rows.append(
+            {"n": n, "d": d, "drift": drift, "floor": floor_seconds(n, d, flops, exps)}
+            | medians
+        )
+        print(table(rows[-1:])[-1], flush=True)
+    rows.sort(key=lambda row: (row["d"], row["n"]))
+    report = [*lines, "", *table(rows), ""]
+    for row in rows:
+        if (row["n"], row["d"]) == HEADLINE:
+            speedup = row["sklearn"] / row["sparse_gmm"]
+            verdict = "yes" if speedup >= TARGET_SPEEDUP else "NO"
+            report.append(
+                f"headline N={row['n']:,} D={row['d']}: sklearn/sparse_gmm = "
+                f"{speedup:.1f}x (target >= {TARGET_SPEEDUP:.0f}x: {verdict})"
+            )
+    report.append(f"load average {os.getloadavg()[0]:.1f} at the end")
+    print("\n".join(report[len(lines) :]))
+    RESULTS.mkdir(exist_ok=True)
+    stem = "bench_speed_quick" if args.quick else "bench_speed"
+    (RESULTS / f"{stem}.txt").write_text("\n".join(report) + "\n")
+    plot(rows, RESULTS / f"{stem}.png")
+    print(f"\nwritten to {RESULTS / stem}.txt and .png")
+
+
+if __name__ == "__main__":
+    main()

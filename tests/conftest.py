@@ -1,0 +1,34 @@
+"""Shared test data: Gaussian mixtures of known size."""
+
+import numpy as np
+import pytest
+
+
+def gaussian_mixture_sample(
+    n_samples=1500, n_components=5, n_features=2, separation=8.0, seed=0
+):
+    """Samples of a mixture with random full covariances and unequal weights.
+
+    Returns
+    -------
+    X : ndarray of shape (n_samples, n_features)
+    y : ndarray of shape (n_samples,)
+    """
+    rng = np.random.default_rng(seed)
+    weights = rng.dirichlet(np.full(n_components, 5.0))
+    means = rng.uniform(-separation, separation, (n_components, n_features))
+    counts = rng.multinomial(n_samples, weights)
+    X, y = [], []
+    for j, count in enumerate(counts):
+        factor = rng.normal(size=(n_features, n_features)) * 0.4
+        covariance = factor @ factor.T + 0.2 * np.eye(n_features)
+        X.append(rng.multivariate_normal(means[j], covariance, count))
+        y.append(np.full(count, j))
+    return np.concatenate(X), np.concatenate(y)
+
+
+@pytest.fixture
+def blobs():
+    """A clear mixture of 5 components in 2-D."""
+    X, _ = gaussian_mixture_sample()
+    return X

@@ -1,0 +1,120 @@
+"""MM-EM: the weight update, monotone descent and pruning."""
+
+import warnings
+
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose
+from scipy.optimize import minimize
+from sklearn.exceptions import ConvergenceWarning
+
+from sparse_gmm import SparseGaussianMixture
+from sparse_gmm._m_step import mm_weights
+
+from .conftest import gaussian_mixture_sample
+
+
+def _surrogate(weights, a, c):
+    return -np.sum(a * np.log(weights)) + np.sum(c * weights)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_mm_weights_minimise_the_surrogate_on_the_simplex(seed):
+    rng = np.random.default_rng(seed)
+    a = rng.dirichlet(np.ones(8))
+    c = rng.uniform(0, 5, 8) / np.sqrt(rng.dirichlet(np.ones(8)))
+    weights = mm_weights(a, c)
+    assert_allclose(weights.sum(), 1.0, rtol=0, atol=1e-14)
+    # Independent reference: SLSQP on the simplex.
+    reference = minimize(
+        _surrogate,
+        np.full(8, 1 / 8),
+        args=(a, c),
+        method="SLSQP",
+        bounds=[(1e-12, 1)] * 8,
+        constraints={"type": "eq", "fun": lambda w: w.sum() - 1},
+        options={"ftol": 1e-14, "maxiter": 500},
+    )
+    assert _surrogate(weights, a, c) <= reference.fun + 1e-10
+    assert_allclose(weights, reference.x, atol=1e-5)
+
+
+def test_mm_weights_without_penalty_are_the_responsibility_masses():
+    a = np.array([0.5, 0.3, 0.2])
+    assert_allclose(mm_weights(a, np.zeros(3)), a, rtol=0, atol=0)
+
+
+def test_mm_weights_zero_mass_or_infinite_slope_gives_zero_weight():
+    weights = mm_weights(np.array([0.6, 0.4, 0.0]), np.array([1.0, np.inf, 2.0]))
+    assert_allclose(weights, [1.0, 0.0, 0.0])
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "tied", "diag", "spherical"])
+@pytest.mark.parametrize("sparsity", [0.0, 0.5, 2.0, 10.0])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_objective_never_increases(covariance_type, sparsity, seed):
+    X, _ = gaussian_mixture_sample(
+        n_samples=1000, n_components=4, n_features=3, separation=4.0, seed=seed
+    )
+    model = SparseGaussianMixture(
+        15,
+        sparsity=sparsity,
+        covariance_type=covariance_type,
+        tol=1e-8,
+        max_iter=150,
+        random_state=seed,
+        init_params="random_from_data",
+        reg_covar=1e-4,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(X)
+    assert np.all(np.diff(model.loss_curve_) <= 0.0)
+    assert model.loss_curve_.shape == (model.n_iter_,)
+    assert_allclose(model.loss_curve_[-1], model.objective_)
+    penalty = sparsity / 15 * np.sqrt(model.weights_).sum()
+    assert_allclose(model.objective_, -model.score(X) + penalty, rtol=1e-10)
+
+
+def test_sparsity_prunes_to_the_true_size_and_attributes_hold_survivors():
+    X, _ = gaussian_mixture_sample(n_samples=3000, n_components=5, seed=0)
+    model = SparseGaussianMixture(25, sparsity=4.0, random_state=0).fit(X)
+    k = model.n_components_
+    assert k == 5
+    assert model.weights_.shape == (k,)
+    assert_allclose(model.weights_.sum(), 1.0)
+    assert model.means_.shape == (k, 2)
+    assert model.covariances_.shape == (k, 2, 2)
+    assert model.precisions_.shape == (k, 2, 2)
+    assert model.precisions_cholesky_.shape == (k, 2, 2)
+    assert model.predict_proba(X).shape == (len(X), k)
+    assert set(np.unique(model.predict(X))) == set(range(k))
+    assert model.active_components_.shape == (k,)
+    assert len(set(model.active_components_)) == k
+    assert np.all((model.active_components_ >= 0) & (model.active_components_ < 25))
+    curve = model.n_components_curve_
+    assert curve[0] <= 25 and curve[-1] == k and np.all(np.diff(curve) <= 0)
+    # The unpenalised fit keeps every component.
+    dense = SparseGaussianMixture(25, sparsity=0.0, random_state=0, max_iter=20)
+    with pytest.warns(Warning, match="did not converge"):
+        dense.fit(X)
+    assert dense.n_components_ == 25
+
+
+def test_pruned_components_are_the_light_ones():
+    """Survivors are identified by their index among the starting components."""
+    X, _ = gaussian_mixture_sample(n_samples=2000, n_components=3, seed=3)
+    start = SparseGaussianMixture(12, sparsity=0.0, max_iter=0, random_state=0)
+    start.fit(X)
+    model = SparseGaussianMixture(
+        12,
+        sparsity=3.0,
+        weights_init=start.weights_,
+        means_init=start.means_,
+        precisions_init=start.precisions_,
+    ).fit(X)
+    assert model.n_components_ == 3
+    # Each survivor sits near the starting component it came from.
+    for j, origin in enumerate(model.active_components_):
+        distances = np.linalg.norm(start.means_ - model.means_[j], axis=1)
+        assert distances[origin] <= np.sort(distances)[1]

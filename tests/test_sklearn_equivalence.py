@@ -1,0 +1,99 @@
+"""With sparsity=0, MM-EM is scikit-learn's EM: same start, same iterates."""
+
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose
+from sklearn.mixture import GaussianMixture
+
+from sparse_gmm import SparseGaussianMixture
+
+from .conftest import gaussian_mixture_sample
+
+COVARIANCE_TYPES = ["full", "tied", "diag", "spherical"]
+
+
+def _start(X, covariance_type, n_components=4):
+    """A start that is not a fixed point: one EM step from a k-means start."""
+    gm = GaussianMixture(
+        n_components, covariance_type=covariance_type, max_iter=1, random_state=1
+    )
+    with pytest.warns(Warning):
+        gm.fit(X)
+    return {
+        "weights_init": gm.weights_,
+        "means_init": gm.means_,
+        "precisions_init": gm.precisions_,
+    }
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+@pytest.mark.parametrize("n_iter", [1, 7, 25])
+def test_iterates_match_sklearn(covariance_type, n_iter):
+    X, _ = gaussian_mixture_sample(n_samples=1200, n_features=3, seed=2)
+    X_test, _ = gaussian_mixture_sample(n_samples=300, n_features=3, seed=3)
+    start = _start(X, covariance_type)
+    common = dict(
+        covariance_type=covariance_type, max_iter=n_iter, tol=0.0, reg_covar=1e-4
+    )
+    reference = GaussianMixture(4, **common, **start)
+    ours = SparseGaussianMixture(4, sparsity=0.0, **common, **start)
+    with pytest.warns(Warning, match="did not converge"):
+        reference.fit(X)
+    with pytest.warns(Warning, match="did not converge"):
+        ours.fit(X)
+
+    assert ours.n_iter_ == reference.n_iter_ == n_iter
+    assert ours.n_components_ == 4
+    assert_allclose(ours.means_, reference.means_, atol=1e-6, rtol=0)
+    assert_allclose(ours.weights_, reference.weights_, atol=1e-8, rtol=0)
+    assert_allclose(ours.covariances_, reference.covariances_, atol=1e-8, rtol=1e-8)
+    assert_allclose(
+        ours.precisions_cholesky_, reference.precisions_cholesky_, rtol=1e-7
+    )
+    assert_allclose(ours.precisions_, reference.precisions_, rtol=1e-7)
+    for data in (X, X_test):
+        assert_allclose(
+            ours.score_samples(data), reference.score_samples(data), atol=1e-8
+        )
+        assert_allclose(ours.score(data), reference.score(data), atol=1e-8, rtol=0)
+        assert_allclose(
+            ours.predict_proba(data), reference.predict_proba(data), atol=1e-8
+        )
+        assert_allclose(ours.bic(data), reference.bic(data), atol=1e-8, rtol=1e-12)
+        assert_allclose(ours.aic(data), reference.aic(data), atol=1e-8, rtol=1e-12)
+        np.testing.assert_array_equal(ours.predict(data), reference.predict(data))
+
+
+@pytest.mark.parametrize("init_params", ["kmeans", "k-means++", "random_from_data"])
+def test_same_random_state_gives_sklearns_fit(init_params):
+    """The initialisations draw exactly as scikit-learn's, so whole fits agree."""
+    X, _ = gaussian_mixture_sample(n_samples=800, seed=4)
+    common = dict(
+        init_params=init_params, random_state=0, max_iter=15, tol=0.0, n_init=2
+    )
+    reference = GaussianMixture(5, **common)
+    ours = SparseGaussianMixture(5, sparsity=0.0, **common)
+    with pytest.warns(Warning):
+        reference.fit(X)
+    with pytest.warns(Warning):
+        ours.fit(X)
+    assert_allclose(ours.means_, reference.means_, atol=1e-6)
+    assert_allclose(ours.score_samples(X), reference.score_samples(X), atol=1e-8)
+
+
+def test_score_samples_is_the_exact_log_density():
+    """Independent reference: scipy's multivariate normal densities."""
+    from scipy.special import logsumexp
+    from scipy.stats import multivariate_normal
+
+    X, _ = gaussian_mixture_sample(n_samples=500, n_features=3, seed=5)
+    model = SparseGaussianMixture(4, sparsity=0.5, random_state=0).fit(X)
+    log_joint = np.column_stack(
+        [
+            np.log(w) + multivariate_normal(mean, cov).logpdf(X)
+            for w, mean, cov in zip(
+                model.weights_, model.means_, model.covariances_, strict=True
+            )
+        ]
+    )
+    assert_allclose(model.score_samples(X), logsumexp(log_joint, axis=1), atol=1e-10)
