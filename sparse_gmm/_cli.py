@@ -102,6 +102,11 @@ def _load_text(path):
 
 
 def _load_npy(path):
+    # numpy reports a file without its magic string as "pickled data", which
+    # misleads; check the magic first.
+    with path.open("rb") as file:
+        if file.read(6) != b"\x93NUMPY":
+            raise DataError(f"{path} is not a .npy file (no NumPy header).")
     try:
         array = np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError) as error:
@@ -288,9 +293,27 @@ def _parser():
         metavar="DIR",
         help="folder for the figures (default: %(default)s)",
     )
-    demo.add_argument("--n-components", type=int, default=30, metavar="N")
-    demo.add_argument("--sparsity", type=float, default=DEMO_SPARSITY, metavar="S")
-    demo.add_argument("--random-state", type=int, default=0, metavar="SEED")
+    demo.add_argument(
+        "--n-components",
+        type=int,
+        default=30,
+        metavar="N",
+        help="starting number of components (default: %(default)s)",
+    )
+    demo.add_argument(
+        "--sparsity",
+        type=float,
+        default=DEMO_SPARSITY,
+        metavar="S",
+        help="strength of the sparsity prior (default: %(default)s)",
+    )
+    demo.add_argument(
+        "--random-state",
+        type=int,
+        default=0,
+        metavar="SEED",
+        help="seed of the initialisation (default: %(default)s)",
+    )
     demo.set_defaults(handler=_demo_command)
 
     fit = commands.add_parser(
@@ -319,9 +342,22 @@ def _parser():
         "--covariance-type",
         choices=COVARIANCE_TYPES,
         default=defaults.covariance_type,
+        help="covariance structure, as in GaussianMixture (default: %(default)s)",
     )
-    fit.add_argument("--max-iter", type=int, default=defaults.max_iter, metavar="N")
-    fit.add_argument("--random-state", type=int, default=None, metavar="SEED")
+    fit.add_argument(
+        "--max-iter",
+        type=int,
+        default=defaults.max_iter,
+        metavar="N",
+        help="maximum number of iterations (default: %(default)s)",
+    )
+    fit.add_argument(
+        "--random-state",
+        type=int,
+        default=None,
+        metavar="SEED",
+        help="seed of the initialisation (default: random)",
+    )
     fit.add_argument(
         "-v",
         "--verbose",

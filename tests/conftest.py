@@ -16,7 +16,13 @@ def gaussian_mixture_sample(
     """
     rng = np.random.default_rng(seed)
     weights = rng.dirichlet(np.full(n_components, 5.0))
-    means = rng.uniform(-separation, separation, (n_components, n_features))
+    # Rejection sampling keeps the components apart: two true components on
+    # top of each other are one component to any estimator.
+    means = np.empty((0, n_features))
+    while len(means) < n_components:
+        candidate = rng.uniform(-separation, separation, n_features)
+        if np.all(np.linalg.norm(means - candidate, axis=1) >= separation / 2):
+            means = np.vstack([means, candidate])
     counts = rng.multinomial(n_samples, weights)
     X, y = [], []
     for j, count in enumerate(counts):
