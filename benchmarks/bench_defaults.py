@@ -59,6 +59,13 @@ prints unless ``--output`` is given).
 Run::
 
     python benchmarks/bench_defaults.py [--quick] [--stages sweep,start,...]
+
+Every fit is deterministic given its data set and seed, so runs can be split:
+``--raw FILE`` saves one JSON line per fit and ``--from-raw FILE [FILE ...]``
+tabulates saved runs without fitting. The committed
+``results/bench_defaults.txt`` was tabulated from the full grid without the
+sparsities 6 and 12, plus ``--stages sweep --sparsities 6,12`` (about 10
+minutes of one core in all).
 """
 
 from __future__ import annotations
@@ -91,7 +98,8 @@ INCREASE_TOL = 1e-9
 STAGES = ("sweep", "start", "prune", "tol", "check", "bic")
 
 FULL = {
-    "sparsities": (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0),
+    "sparsities": (0.25, 0.5, 1.0, 2.0, 4.0, 6.0, 8.0, 12.0, 16.0, 32.0),
+    "start_sparsities": (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0),
     "sweep_small": {"K": (1, 2, 3, 5, 8), "D": (2, 5, 8), "seeds": (0, 1)},
     "sweep_large": {"K": (2, 5, 8), "D": (2, 5), "seeds": (0,)},
     "subset": {"K": (2, 5, 8), "D": (2, 5), "seeds": (0,)},
@@ -101,9 +109,11 @@ FULL = {
     "tol_sparsities": (4.0, 8.0, 16.0),
     "check_sparsities": (8.0,),
     "bic_large_D": (2,),
+    "bic_sparsities": (4.0, 8.0, 16.0),
 }
 QUICK = {
     "sparsities": (1.0, 4.0, 16.0),
+    "start_sparsities": (1.0, 4.0, 16.0),
     "sweep_small": {"K": (1, 3, 5), "D": (2, 5), "seeds": (0,)},
     "sweep_large": {"K": (3,), "D": (2,), "seeds": (0,)},
     "subset": {"K": (3,), "D": (2,), "seeds": (0,)},
@@ -113,6 +123,7 @@ QUICK = {
     "tol_sparsities": (4.0,),
     "check_sparsities": (4.0,),
     "bic_large_D": (),
+    "bic_sparsities": (4.0, 16.0),
 }
 N_SMALL, N_LARGE = 2000, 20000
 BASE = {"n_components": 20, "prune_threshold": 1e-3, "tol": 1e-4, "max_iter": 300}
@@ -318,7 +329,7 @@ def run_stages(config, stages, log):
     if "start" in stages:
         for key in subset:
             for n_start in config["starts"]:
-                for s in sparsities:
+                for s in config["start_sparsities"]:
                     params = {**BASE, "n_components": n_start, "sparsity": s}
                     add("start", fit_record(key, params, tol_read_off))
     if "prune" in stages:
@@ -383,6 +394,20 @@ def recovered(r):
     return r["n_found"] == r["K"]
 
 
+def read_off(r, label):
+    """A fit's read-off stopping point, ``(n_iter, n_components, converged)``.
+
+    The solver also stops (with ``converged_=True``) when an iteration would
+    raise the objective; that stop does not depend on ``tol``, so a trajectory
+    that ends that way before the ``tol`` rule fires ends there for every
+    larger ``tol`` too.
+    """
+    point = r["read_off"][label]
+    if point is None and r["converged"]:
+        return r["n_iter"], r["n_found"], True
+    return point
+
+
 def sweep_tables(records, sparsities):
     sweep = ok([r for r in records if r["stage"] == "sweep"])
     if not sweep:
@@ -427,7 +452,7 @@ def sweep_tables(records, sparsities):
                 median_or_dash([r["n_found"] for r in at], "{:5.1f}"),
             ]
         )
-        tol3 = [r["read_off"]["0.001/300"] for r in at]
+        tol3 = [read_off(r, "0.001/300") for r in at]
         health_rows.append(
             [
                 f"{s:g}",
@@ -600,13 +625,13 @@ def tol_tables(records):
         at = [r for r in long_runs if r["sparsity"] == s]
         row = [f"{s:g}", len(at)]
         for label in ("0.001/2000", "0.0001/2000", "1e-05/2000"):
-            points = [(r["read_off"][label], r) for r in at]
+            points = [(read_off(r, label), r) for r in at]
             row += [
                 median_or_dash(p[0] for p, _ in points if p),
                 pct(p[1] == r["K"] for p, r in points if p),
                 pct(p[0] > 300 for p, _ in points if p),
             ]
-        capped = [(r["read_off"]["0.0001/300"], r) for r in at]
+        capped = [(read_off(r, "0.0001/300"), r) for r in at]
         row += [
             median_or_dash(r["n_iter"] for r in at),
             pct(recovered(r) for r in at),
@@ -641,7 +666,8 @@ def check_tables(records):
         if q is None:
             continue
         total += 1
-        agree += q["read_off"]["0.001/300"] == (
+        point = read_off(q, "0.001/300")
+        agree += point is not None and tuple(point) == (
             r["n_iter"],
             r["n_found"],
             r["converged"],
@@ -652,14 +678,21 @@ def check_tables(records):
     ]
 
 
-def bic_tables(records, recommended):
+def bic_tables(records, sparsities):
     bic = ok([r for r in records if r["stage"] == "bic"])
     if not bic:
         return []
+    out = []
+    for sparsity in sparsities:
+        out += bic_table(records, bic, sparsity)
+    return out
+
+
+def bic_table(records, bic, sparsity):
     sweep = {
         (r["K"], r["D"], r["sep"], r["N"], r["seed"]): r
         for r in ok(records)
-        if r["stage"] == "sweep" and r["sparsity"] == recommended
+        if r["stage"] == "sweep" and r["sparsity"] == sparsity
     }
     rows = []
     for name, keep in (
@@ -687,7 +720,7 @@ def bic_tables(records, recommended):
         )
     return [
         "\nReference: GaussianMixture with 1..12 components chosen by BIC, "
-        f"against SparseGaussianMixture(n_components=20, sparsity={recommended:g}) "
+        f"against SparseGaussianMixture(n_components=20, sparsity={sparsity:g}) "
         "on the same data.",
         table(
             [
@@ -714,12 +747,13 @@ def health_lines(records):
     )
     fitted = ok(fits)
     increasing = [r for r in fitted if r["max_increase"] > INCREASE_TOL]
-    inconsistent = [r for r in fitted if not r["read_off_consistent"]]
+    on_increase = [r for r in fitted if not r["read_off_consistent"]]
     out = [
         f"\nHealth over {len(fits)} SparseGaussianMixture fits: "
         f"{sum(errors.values())} errors, {len(increasing)} with a non-monotone "
-        f"loss_curve_ (increase > {INCREASE_TOL:g}), {len(inconsistent)} whose "
-        "stopping point disagrees with the read-off rule, "
+        f"loss_curve_ (increase > {INCREASE_TOL:g}), {len(on_increase)} that "
+        "stopped (converged_=True) because the next iteration would have raised "
+        "the objective, before the tol rule fired, "
         f"{sum(not r['converged'] for r in fitted)} not converged."
     ]
     out += [f"  error x{n}: {e}" for e, n in errors.most_common()]
@@ -734,16 +768,6 @@ def health_lines(records):
     return out
 
 
-def recommended_sparsity(records):
-    sweep = ok([r for r in records if r["stage"] == "sweep"])
-    if not sweep:
-        return None
-    rates = {}
-    for s in sorted({r["sparsity"] for r in sweep}):
-        rates[s] = np.mean([recovered(r) for r in sweep if r["sparsity"] == s])
-    return max(rates, key=rates.get)
-
-
 def source_digest():
     root = Path(sparse_gmm.__file__).parent
     digest = hashlib.sha256()
@@ -752,53 +776,83 @@ def source_digest():
     return digest.hexdigest()[:12]
 
 
+def add_source(records):
+    """Tag new records with the digest of the package source that fitted them."""
+    digest = source_digest()
+    for r in records:
+        r.setdefault("source", digest)
+    return records
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="small grid")
     parser.add_argument("--stages", default=",".join(STAGES))
+    parser.add_argument(
+        "--sparsities",
+        default=None,
+        help="comma-separated sparsities for the sweep stage (default: the grid's)",
+    )
     parser.add_argument("--output", type=Path, default=None)
     parser.add_argument("--raw", type=Path, default=None, help="JSON lines per fit")
+    parser.add_argument(
+        "--from-raw",
+        type=Path,
+        nargs="+",
+        default=None,
+        help="tabulate these --raw files instead of fitting",
+    )
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
     stages = set(args.stages.split(","))
     unknown = stages - set(STAGES)
     if unknown:
         parser.error(f"unknown stages {sorted(unknown)}; choose from {STAGES}")
-    config = QUICK if args.quick else FULL
-    results = Path(__file__).parent / "results"
+    config = dict(QUICK if args.quick else FULL)
+    if args.sparsities:
+        config["sparsities"] = tuple(float(v) for v in args.sparsities.split(","))
     output = args.output
     if output is None and not args.quick:
-        output = results / "bench_defaults.txt"
-    raw = args.raw.open("w") if args.raw else None
+        output = Path(__file__).parent / "results" / "bench_defaults.txt"
 
-    def log(message):
-        print(message, flush=True)
+    if args.from_raw:
+        records = [
+            json.loads(line)
+            for path in args.from_raw
+            for line in path.read_text().splitlines()
+            if line.strip()
+        ]
+        origin = (
+            f"{len(records)} records tabulated from {len(args.from_raw)} --raw "
+            f"file(s), {sum(r['time'] for r in records):.0f} s of fitting"
+        )
+    else:
+        torch.set_num_threads(args.threads)
+        started = time.perf_counter()
+        with threadpool_limits(args.threads):
+            records = add_source(run_stages(config, stages, print))
+        origin = (
+            f"{args.threads} thread(s), stages {sorted(stages)}, {len(records)} "
+            f"records in {time.perf_counter() - started:.0f} s"
+        )
+        if args.raw:
+            with args.raw.open("w") as raw:
+                for r in records:
+                    raw.write(json.dumps(r) + "\n")
 
-    torch.set_num_threads(args.threads)
-    started = time.perf_counter()
-    with threadpool_limits(args.threads):
-        records = run_stages(config, stages, log)
-    elapsed = time.perf_counter() - started
-    if raw:
-        for r in records:
-            raw.write(json.dumps(r) + "\n")
-        raw.close()
-
-    recommended = recommended_sparsity(records) or 8.0
     lines = [
         "bench_defaults: " + ("quick grid" if args.quick else "full grid"),
-        f"sparse_gmm {sparse_gmm.__version__} (source sha256 {source_digest()}), "
+        f"sparse_gmm {sparse_gmm.__version__} (fitted by source sha256 "
+        f"{', '.join(sorted({r.get('source', '?') for r in records}))}), "
         f"torch {torch.__version__}, scikit-learn {sklearn.__version__}, "
-        f"numpy {np.__version__}, Python {platform.python_version()}, "
-        f"{args.threads} thread(s), stages {sorted(stages)}, "
-        f"{len(records)} records in {elapsed:.0f} s.",
+        f"numpy {np.__version__}, Python {platform.python_version()}; {origin}.",
         "",
         *sweep_tables(records, config["sparsities"]),
-        *start_tables(records, config["sparsities"]),
+        *start_tables(records, config["start_sparsities"]),
         *prune_tables(records),
         *tol_tables(records),
         *check_tables(records),
-        *bic_tables(records, recommended),
+        *bic_tables(records, config["bic_sparsities"]),
         *health_lines(records),
     ]
     text = "\n".join(lines) + "\n"
