@@ -40,11 +40,17 @@ Sizes are in MiB (2**20 bytes); "1 GB" is read as 1000 MiB to be safe.
 
 Usage
 -----
-``python benchmarks/bench_memory.py`` runs the full size (about two minutes
-with ``--init random_from_data``, the default); ``--init kmeans`` uses the
-default k-means initialisation of both libraries instead, ``--init both`` runs
-both; ``--quick`` runs ``N = 200,000`` as a smoke test. The table is printed
-and written to ``benchmarks/results/bench_memory.txt``.
+``python benchmarks/bench_memory.py`` runs the full size with
+``init_params='random_from_data'``; ``--init kmeans`` uses the default k-means
+initialisation of both libraries instead, ``--init both`` runs both;
+``--threads`` sets the thread pools of the children (default 2; memory barely
+depends on it). scikit-learn's fit dominates the run time: about 1.5 minutes
+per fit on an idle two-core machine, several minutes when the machine is shared,
+and its k-means initialisation (``--init kmeans``) adds a k-means fit to both
+libraries. ``--quick`` runs ``N = 200,000`` as a smoke test (under a minute
+when idle). The table is printed and written to
+``benchmarks/results/bench_memory.txt`` (``bench_memory_quick.txt`` for
+``--quick``).
 """
 
 from __future__ import annotations

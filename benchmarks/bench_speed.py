@@ -24,7 +24,9 @@ and scikit-learn (through threadpoolctl) set to the same thread count
 (``--threads``, default 2). A fit with ``max_iter=k`` costs the
 initialisation, ``k`` iterations and an extra E-step in both libraries, so the
 time per iteration is ``(t(k1) - t(k0)) / (k1 - k0)`` with ``k0 = 1``, which
-cancels everything but the iterations. The fits of the two libraries are
+cancels everything but the iterations; ``k1 - k0`` is 2 from
+``N = 100,000`` on and up to 20 for small ``N``, so that the difference is
+not lost in the noise of a whole fit. The fits of the two libraries are
 interleaved (their order alternates between repeats) and the median over the
 repeats is reported, with ``sklearn / sparse_gmm`` per row.
 
@@ -42,11 +44,18 @@ machine may be shared.
 
 Usage
 -----
-``python benchmarks/bench_speed.py`` runs the headline and the sweep (a few
-minutes on an idle two-core machine); ``--quick`` runs a small sweep with two
-repeats (under a minute). The table is printed and written to
-``benchmarks/results/bench_speed.txt`` (``bench_speed_quick.txt``), the plot
-to ``benchmarks/results/bench_speed.png`` (``bench_speed_quick.png``).
+``python benchmarks/bench_speed.py`` runs the headline (three repeats) and
+the sweep (two repeats; about five minutes on a two-core machine);
+``--quick`` runs two small sizes (under a minute). The table is printed and
+written to ``benchmarks/results/bench_speed.txt``, the plot to
+``benchmarks/results/bench_speed.png``; ``--quick`` adds ``_quick`` to these
+names and ``--threads T`` other than 2 adds ``_threadsT``.
+
+On a shared machine, multi-threaded timings suffer most: when other processes
+keep the cores busy, each parallel call (many small ones in scikit-learn's
+per-component loops, every elementwise op in torch) can wait a scheduler
+time slice for a descheduled worker. A warning is printed when the load
+average suggests this; ``--threads 1`` then gives steadier figures.
 """
 
 from __future__ import annotations
@@ -140,8 +149,14 @@ def timed_fit(library, X, max_iter, inits):
     return seconds, model
 
 
-def seconds_per_iteration(X, repeats, k0=1, k1=3):
+def iteration_span(n_samples):
+    """``k1 - k0``: more iterations for small ``N``, where one takes milliseconds."""
+    return int(np.clip(round(200_000 / n_samples), 2, 20))
+
+
+def seconds_per_iteration(X, repeats, k0=1):
     """Median over repeats of ``(t(k1) - t(k0)) / (k1 - k0)``, per library."""
+    k1 = k0 + iteration_span(X.shape[0])
     inits = make_inits(X, N_COMPONENTS)
     per_iteration = {"sparse_gmm": [], "sklearn": []}
     models = {}
@@ -155,7 +170,13 @@ def seconds_per_iteration(X, repeats, k0=1, k1=3):
         np.max(np.abs(models["sparse_gmm"].means_ - models["sklearn"].means_))
     )
     medians = {k: statistics.median(v) for k, v in per_iteration.items()}
-    return medians, drift
+    ratios = [
+        slow / fast
+        for slow, fast in zip(
+            per_iteration["sklearn"], per_iteration["sparse_gmm"], strict=True
+        )
+    ]
+    return medians | {"ratio_range": (min(ratios), max(ratios))}, drift
 
 
 def n_moment_features(n_features):
@@ -199,11 +220,11 @@ def busy_warning(threads):
     so such timings measure the scheduler more than the code.
     """
     load, cores = os.getloadavg()[0], os.cpu_count() or 1
-    if threads > 1 and load > cores - threads + 0.5:
+    if threads > 1 and load > cores - threads + 1:
         return [
             f"WARNING: load average {load:.1f} on {cores} cores: with {threads} "
             "threads per pool, parallel calls wait for descheduled workers; "
-            "prefer --threads 1 or an idle machine"
+            "compare with --threads 1 or use an idle machine"
         ]
     return []
 
@@ -233,7 +254,9 @@ def header(threads, flops, exps):
         f"torch.exp {exps / 1e6:.0f} M/s",
         "floor = 4 N M F / matmul rate + 2 N M / exp rate, "
         "F = 1 + D + D(D+1)/2 moment features",
-        "s/iter = (t(max_iter=3) - t(max_iter=1)) / 2, median of the repeats; "
+        "s/iter = (t(max_iter=1+k) - t(max_iter=1)) / k, median of the repeats, "
+        "k = clip(200,000 / N, 2, 20);",
+        "(range) = lowest and highest ratio over the repeats; "
         "|dmu| = max |means sparse_gmm - means sklearn|",
         *busy_warning(threads),
     ]
@@ -241,16 +264,18 @@ def header(threads, flops, exps):
 
 def table(rows):
     columns = (
-        f"{'N':>8} {'D':>2} {'F':>3} {'sklearn s/it':>12} {'sparse s/it':>11} "
-        f"{'sklearn/sparse':>14} {'floor s/it':>10} {'sparse/floor':>12} "
-        f"{'|dmu|':>8}"
+        f"{'N':>8} {'D':>2} {'F':>3} {'k':>2} {'sklearn s/it':>12} {'sparse s/it':>11} "
+        f"{'sklearn/sparse':>14} {'(range)':>13} {'floor s/it':>10} "
+        f"{'sparse/floor':>12} {'|dmu|':>8}"
     )
     lines = [columns, "-" * len(columns)]
     for row in rows:
         lines.append(
             f"{row['n']:>8,} {row['d']:>2} {n_moment_features(row['d']):>3} "
+            f"{iteration_span(row['n']):>2} "
             f"{row['sklearn']:>12.4f} {row['sparse_gmm']:>11.4f} "
             f"{row['sklearn'] / row['sparse_gmm']:>13.1f}x "
+            f"{'({:.1f}-{:.1f})'.format(*row['ratio_range']):>13} "
             f"{row['floor']:>10.4f} {row['sparse_gmm'] / row['floor']:>11.1f}x "
             f"{row['drift']:>8.1e}"
         )
@@ -333,9 +358,11 @@ def main(argv=None):
                 f"{speedup:.1f}x (target >= {TARGET_SPEEDUP:.0f}x: {verdict})"
             )
     report.append(f"load average {os.getloadavg()[0]:.1f} at the end")
+    report.extend(busy_warning(args.threads))
     print("\n".join(report[len(lines) :]))
     RESULTS.mkdir(exist_ok=True)
-    stem = "bench_speed_quick" if args.quick else "bench_speed"
+    stem = "bench_speed" + ("_quick" if args.quick else "")
+    stem += "" if args.threads == 2 else f"_threads{args.threads}"
     (RESULTS / f"{stem}.txt").write_text("\n".join(report) + "\n")
     plot(rows, RESULTS / f"{stem}.png")
     print(f"\nwritten to {RESULTS / stem}.txt and .png")

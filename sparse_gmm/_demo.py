@@ -7,9 +7,11 @@ Needs matplotlib (the ``demo`` extra).
 from __future__ import annotations
 
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from ._estimator import SparseGaussianMixture
 from .datasets import make_spiral
@@ -18,6 +20,12 @@ __all__ = ["run_demo"]
 
 #: Sparsity of the demo fit (see ``run_demo``'s notes for the values tried).
 DEMO_SPARSITY = 5.0
+
+#: The KeOps tutorial's sparsity, used by the solver comparison.
+TUTORIAL_SPARSITY = 20.0
+#: The tutorial's Adam: learning rate and number of steps.
+TUTORIAL_LEARNING_RATE = 0.1
+TUTORIAL_STEPS = 501
 
 # The tutorial's plot settings.
 _GRID_RESOLUTION = 200
@@ -129,6 +137,68 @@ def plot_convergence(model, path):
     return Path(path)
 
 
+def tutorial_initialisation(n_components, random_state):
+    """The KeOps tutorial's starting point, as ``*_init`` parameters.
+
+    Means uniform in the unit square (the tutorial's ``torch.rand``, drawn
+    here by ``numpy.random.default_rng(random_state)``), equal weights and
+    precisions ``225 I`` (the tutorial's factor ``A = 15 I``, ``P = A A^T``).
+
+    Returns
+    -------
+    dict
+        ``weights_init``, ``means_init`` and ``precisions_init``.
+    """
+    rng = np.random.default_rng(random_state)
+    return {
+        "weights_init": np.full(n_components, 1.0 / n_components),
+        "means_init": rng.uniform(size=(n_components, 2)),
+        "precisions_init": np.repeat(225.0 * np.eye(2)[None], n_components, axis=0),
+    }
+
+
+def plot_solvers(fits, path, title):
+    """Plot the objective against the solver's time for several fits.
+
+    Parameters
+    ----------
+    fits : list of (str, SparseGaussianMixture, float)
+        A label, the fitted model and the wall time of its ``fit`` in seconds.
+    path : path-like
+        Where the PNG goes.
+    title : str
+    """
+    figure = _new_figure((8, 5))
+    axes = figure.add_subplot()
+    lowest = min(float(np.min(model.loss_curve_)) for _, model, _ in fits)
+    highest = max(float(model.loss_curve_[0]) for _, model, _ in fits)
+    colours = ("C3", "C0", "C2", "C1")
+    for index, (label, model, seconds) in enumerate(fits):
+        colour = colours[index % len(colours)]
+        axes.plot(
+            model.time_curve_,
+            model.loss_curve_,
+            color=colour,
+            lw=1.3,
+            label=f"{label}: F = {model.objective_:.4f}, "
+            f"{model.n_components_} components, {seconds:.1f} s",
+        )
+        # The whole fit, initialisation included, ends at the cross.
+        axes.plot(seconds, model.objective_, "x", color=colour, ms=8, mew=1.5)
+    axes.plot([], [], "kx", ls="none", label="end of fit() (wall time)")
+    axes.set_xscale("log")
+    # Adam's first steps go far above the end of the fits: keep the end legible.
+    axes.set_ylim(lowest - 0.05, min(highest, lowest + 1.5) + 0.05)
+    axes.set_xlabel("seconds since the solver started")
+    axes.set_ylabel("objective F (nats per sample)")
+    axes.set_title(title)
+    axes.legend(loc="upper right", fontsize=9)
+    axes.grid(True, which="major", alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(path)
+    return Path(path)
+
+
 def _timed_fit(estimator, X):
     start = time.perf_counter()
     estimator.fit(X)
@@ -176,7 +246,13 @@ def run_demo(
     - ``spiral_density.png``: the sparse fit's density, as the KeOps tutorial
       draws it (heat-map, log-density contours, the points);
     - ``spiral_convergence.png``: the objective and the number of active
-      components against the iteration.
+      components against the iteration;
+    - ``spiral_solvers.png``: the objective against time of fits of the
+      tutorial's problem (``n_components`` components, sparsity 20): the
+      tutorial's Adam (learning rate 0.1, 501 steps from its initialisation,
+      see :func:`tutorial_initialisation`), MM-EM with its defaults (k-means
+      initialisation) and MM-EM with ``removal_moves=True``. Their rows are
+      added to the table.
 
     Parameters
     ----------
@@ -199,12 +275,15 @@ def run_demo(
     Returns
     -------
     result : dict
-        ``"density_figure"`` and ``"convergence_figure"``: the PNG paths;
-        ``"rows"``: one dict per fit with ``method``, ``components``,
-        ``mean_log_likelihood`` (mean log-likelihood of the data) and
-        ``time_s`` (fit time in seconds); ``"model"``: the fitted
-        SparseGaussianMixture.
+        ``"density_figure"``, ``"convergence_figure"`` and
+        ``"solvers_figure"``: the PNG paths; ``"rows"``: one dict per fit with
+        ``method``, ``components``, ``mean_log_likelihood`` (mean
+        log-likelihood of the data) and ``time_s`` (fit time in seconds);
+        ``"model"``: the fitted SparseGaussianMixture; ``"solver_models"``:
+        the fits of the solver comparison, under ``"em"``, ``"em_removal"``
+        and ``"adam"``.
     """
+    from sklearn.exceptions import ConvergenceWarning
     from sklearn.mixture import GaussianMixture
 
     out_dir = Path(out_dir)
@@ -241,6 +320,59 @@ def run_demo(
             }
         )
 
+    # The tutorial's problem, by the tutorial's Adam and by MM-EM.
+    def tutorial_row(options, model, seconds):
+        return {
+            "method": f"SparseGaussianMixture(n_components={n_components}, "
+            f"sparsity={TUTORIAL_SPARSITY:g}, {options})",
+            "components": model.n_components_,
+            "mean_log_likelihood": model.score(X),
+            "time_s": seconds,
+        }
+
+    em, em_time = _timed_fit(
+        SparseGaussianMixture(
+            n_components=n_components,
+            sparsity=TUTORIAL_SPARSITY,
+            solver="em",
+            random_state=random_state,
+        ),
+        X,
+    )
+    removal, removal_time = _timed_fit(
+        SparseGaussianMixture(
+            n_components=n_components,
+            sparsity=TUTORIAL_SPARSITY,
+            solver="em",
+            removal_moves=True,
+            random_state=random_state,
+        ),
+        X,
+    )
+    # The first torch optimiser of a process imports torch._dynamo (seconds,
+    # once): build a throwaway one so that Adam's time is Adam's.
+    torch.optim.Adam([torch.zeros(1, requires_grad=True)])
+    with warnings.catch_warnings():
+        # tol=0 runs the tutorial's 501 steps; not converging is the point.
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        adam, adam_time = _timed_fit(
+            SparseGaussianMixture(
+                n_components=n_components,
+                sparsity=TUTORIAL_SPARSITY,
+                solver="adam",
+                learning_rate=TUTORIAL_LEARNING_RATE,
+                max_iter=TUTORIAL_STEPS,
+                tol=0,
+                **tutorial_initialisation(n_components, random_state),
+            ),
+            X,
+        )
+    rows += [
+        tutorial_row("solver='em'", em, em_time),
+        tutorial_row("solver='em', removal_moves=True", removal, removal_time),
+        tutorial_row("solver='adam'", adam, adam_time),
+    ]
+
     density_figure = plot_density(
         sparse,
         X,
@@ -248,12 +380,28 @@ def run_demo(
         f"Density, {kept} components (of {n_components})",
     )
     convergence_figure = plot_convergence(sparse, out_dir / "spiral_convergence.png")
+    solvers_figure = plot_solvers(
+        [
+            (
+                f"Adam (tutorial: lr {TUTORIAL_LEARNING_RATE:g}, "
+                f"{TUTORIAL_STEPS} steps)",
+                adam,
+                adam_time,
+            ),
+            ("MM-EM (k-means init)", em, em_time),
+            ("MM-EM, removal_moves=True", removal, removal_time),
+        ],
+        out_dir / "spiral_solvers.png",
+        f"Spiral, {n_components} components, sparsity {TUTORIAL_SPARSITY:g}",
+    )
     if verbose:
         print(format_table(rows))
         print(f"Figures written to {out_dir}")
     return {
         "density_figure": density_figure,
         "convergence_figure": convergence_figure,
+        "solvers_figure": solvers_figure,
         "rows": rows,
         "model": sparse,
+        "solver_models": {"em": em, "em_removal": removal, "adam": adam},
     }

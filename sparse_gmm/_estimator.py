@@ -11,7 +11,7 @@ import torch
 from sklearn.base import BaseEstimator, DensityMixin, _fit_context
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import (
     _check_sample_weight,
     check_is_fitted,
@@ -28,8 +28,8 @@ from ._validation import (
     check_weights_init,
 )
 from .engines import make_engine
-from .penalties import SqrtPenalty
-from .solvers import SOLVERS, ProgressReport
+from .penalties import check_mm_prior, resolve_prior
+from .solvers import SOLVERS, ProgressReport, make_solver
 
 _FLOAT_DTYPES = (np.float64, np.float32)
 
@@ -110,9 +110,33 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
         (64% against 58% and 47%); 1e-4 leaves extra small components that
         are still shrinking when the fit stops. A removal that would raise
         the objective is undone, and that component is kept.
-    solver : {'em'}, default='em'
-        'em' is MM-EM: EM with the penalty majorised by its tangent, so the
+    solver : {'em', 'adam', 'lbfgs'}, default='em'
+        'em' is MM-EM: EM with the prior majorised by its tangent, so the
         objective never increases.
+        'adam' (the KeOps tutorial's method) and 'lbfgs' minimise the same
+        objective by autograd over free parameters (weight logits, means,
+        triangular precision factors); they take any differentiable prior but
+        are slower (``benchmarks/bench_solvers.py``: Adam took 14 times MM-EM's
+        time on the tutorial's spiral) and ignore ``reg_covar``. L-BFGS drives
+        weights to zero slowly through the softmax (the square root's pull
+        vanishes in logit space) and often stops with extra components.
+    prior : {'sqrt', 'log'} or object, default='sqrt'
+        The sparsity prior ``phi``: 'sqrt' is ``sum_j sqrt(W_j)``, 'log' is
+        ``sum_j log(1 + W_j / 1e-3)``, or an object with ``value(weights)`` and
+        ``derivative(weights)`` (see :mod:`sparse_gmm.penalties` for how to
+        write one). MM-EM needs it concave and increasing, and checks.
+    learning_rate : float, default=0.1
+        Adam's step size (the tutorial's); unused by the other solvers.
+    removal_moves : bool, default=False
+        MM-EM only: after convergence, remove the lightest component, run
+        MM-EM again and keep the removal when the objective ends lower;
+        repeat until a removal does not pay. It reaches lower objectives
+        (on the tutorial's spiral, lower than Adam's: see
+        ``benchmarks/bench_solvers.py``), but a lower objective is not a better
+        model: at the default sparsity it merged real components and
+        recovered the true size less often (61% against 67% of 72 mixtures,
+        ``benchmarks/bench_removal_moves.py``), hence off by default. Turn it
+        on to minimise the objective itself, or with a sparsity tuned for it.
     engine : {'auto', 'torch'}, default='auto'
         Compute engine. 'torch' computes dense blocks of samples, in chunks so
         that memory does not grow with ``n_samples``; 'auto' picks the engine
@@ -151,6 +175,8 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
         The objective after each iteration (float64).
     n_components_curve_ : ndarray of shape (n_iter_,)
         The number of components after each iteration.
+    time_curve_ : ndarray of shape (n_iter_,)
+        Seconds since the solver started, after each iteration.
     n_features_in_ : int
     feature_names_in_ : ndarray of shape (n_features_in_,)
         Defined only when X has feature names that are all strings.
@@ -187,6 +213,9 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
         "precisions_init": ["array-like", None],
         "prune_threshold": [Interval(Real, 0, 1, closed="left")],
         "solver": [StrOptions(set(SOLVERS))],
+        "prior": [StrOptions({"sqrt", "log"}), HasMethods(["value", "derivative"])],
+        "learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "removal_moves": ["boolean"],
         "engine": [StrOptions({"auto", "torch"})],
         "device": [str, torch.device],
         "random_state": ["random_state"],
@@ -211,6 +240,9 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
         precisions_init=None,
         prune_threshold=1e-3,
         solver="em",
+        prior="sqrt",
+        learning_rate=0.1,
+        removal_moves=False,
         engine="auto",
         device="auto",
         random_state=None,
@@ -231,6 +263,9 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
         self.precisions_init = precisions_init
         self.prune_threshold = prune_threshold
         self.solver = solver
+        self.prior = prior
+        self.learning_rate = learning_rate
+        self.removal_moves = removal_moves
         self.engine = engine
         self.device = device
         self.random_state = random_state
@@ -293,12 +328,18 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
         engine = make_engine(self.engine, self.device)
         X_device = engine.as_tensor(X)
         weight_device = engine.as_tensor(sample_weight)
-        objective = SparseObjective(self.sparsity, SqrtPenalty(), self.n_components)
-        solver = SOLVERS[self.solver](
+        prior = resolve_prior(self.prior)
+        if self.solver == "em" and self.sparsity > 0:
+            check_mm_prior(prior)
+        objective = SparseObjective(self.sparsity, prior, self.n_components)
+        solver = make_solver(
+            self.solver,
             max_iter=self.max_iter,
             tol=self.tol,
             reg_covar=self.reg_covar,
             prune_threshold=self.prune_threshold,
+            learning_rate=self.learning_rate,
+            removal_moves=self.removal_moves,
         )
         report = ProgressReport(self.verbose, self.verbose_interval)
         random_state = check_random_state(self.random_state)
@@ -374,6 +415,7 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
         self.objective_ = result.objective
         self.loss_curve_ = result.loss_curve
         self.n_components_curve_ = result.n_components_curve
+        self.time_curve_ = result.time_curve
 
     def _fitted_parameters(self, device):
         """The fitted attributes as the float64 tensors that engines take."""

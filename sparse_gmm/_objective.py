@@ -15,8 +15,8 @@ class SparseObjective:
     ----------
     sparsity : float
         ``s >= 0``; zero is plain maximum likelihood.
-    penalty : object
-        A penalty with ``value(weights)`` and ``derivative(weights)``
+    prior : object
+        A prior with ``value(weights)`` and ``derivative(weights)``
         (see :mod:`sparse_gmm.penalties`).
     n_components_initial : int
         ``M``, the number of components the fit started with. It stays fixed
@@ -24,22 +24,23 @@ class SparseObjective:
     """
 
     sparsity: float
-    penalty: object
+    prior: object
     n_components_initial: int
 
     @property
     def scale(self) -> float:
         return self.sparsity / self.n_components_initial
 
-    def penalty_value(self, weights) -> float:
-        """``(s / M) * sum_j phi(W_j)``."""
+    def penalty(self, weights):
+        """``(s / M) * sum_j phi(W_j)``, a torch scalar for torch weights."""
         if self.sparsity == 0:
-            return 0.0
-        return self.scale * self.penalty.value(np.asarray(weights, dtype=np.float64))
+            return 0.0 * weights.sum()
+        return self.scale * self.prior.value(weights)
 
     def value(self, mean_log_likelihood, weights) -> float:
-        """``F`` from the mean log-likelihood and the weights."""
-        return -mean_log_likelihood + self.penalty_value(weights)
+        """``F`` from the mean log-likelihood and the weights (NumPy)."""
+        weights = np.asarray(weights, dtype=np.float64)
+        return -mean_log_likelihood + float(self.penalty(weights))
 
     def tangent_slopes(self, weights):
         """``c_j = (s / M) * phi'(W_j)``: the MM majoriser's linear weights.
@@ -55,4 +56,4 @@ class SparseObjective:
         weights = np.asarray(weights, dtype=np.float64)
         if self.sparsity == 0:
             return np.zeros_like(weights)
-        return self.scale * self.penalty.derivative(weights)
+        return self.scale * np.asarray(self.prior.derivative(weights), np.float64)

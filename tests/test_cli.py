@@ -46,7 +46,7 @@ def test_demo_writes_figures_and_table(tmp_path):
         env=env,
     )
     assert completed.returncode == 0, completed.stderr
-    for name in ("spiral_density.png", "spiral_convergence.png"):
+    for name in ("spiral_density.png", "spiral_convergence.png", "spiral_solvers.png"):
         assert (out / name).read_bytes()[:8] == PNG_MAGIC
 
     sparse = re.search(
@@ -63,6 +63,18 @@ def test_demo_writes_figures_and_table(tmp_path):
         flags=re.MULTILINE,
     )
     assert sorted(int(n) for n in mixtures) == sorted([kept, 30])
+    # The solver comparison: the tutorial's problem by MM-EM and by Adam.
+    solvers = re.findall(
+        r"^SparseGaussianMixture\(n_components=30, sparsity=20, "
+        r"solver='(em|adam)'(?:, removal_moves=True)?\)\s+(\d+)\s+-?\d+\.\d+"
+        r"\s+\d+\.\d+$",
+        completed.stdout,
+        flags=re.MULTILINE,
+    )
+    assert sorted(solver for solver, _ in solvers) == ["adam", "em", "em"], (
+        completed.stdout
+    )
+    assert all(1 <= int(components) < 30 for _, components in solvers)
 
 
 # ------------------------------------------------------------------- fit

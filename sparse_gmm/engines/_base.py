@@ -56,7 +56,7 @@ def mixture_center(parameters: MixtureParameters, dtype: torch.dtype) -> torch.T
     -------
     torch.Tensor of shape (n_features,), float64
     """
-    center = parameters.weights @ parameters.means
+    center = parameters.weights.detach() @ parameters.means.detach()
     return center.to(dtype).to(torch.float64)
 
 
@@ -98,6 +98,16 @@ class Engine(ABC):
     @abstractmethod
     def most_likely_component(self, X, parameters: MixtureParameters) -> torch.Tensor:
         """``argmax_j r_ij``, shape (n_samples,), int64."""
+
+    @abstractmethod
+    def log_likelihood(self, X, sample_weight, parameters: MixtureParameters):
+        """``sum_i w_i log p(x_i)``, differentiable in the parameters' tensors.
+
+        Returns
+        -------
+        torch.Tensor
+            A float64 scalar with a gradient for autograd.
+        """
 
     @abstractmethod
     def statistics(

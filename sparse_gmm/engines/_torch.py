@@ -8,11 +8,57 @@ so both passes of an EM iteration run at matmul speed.
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from .._gaussian import MixtureParameters
 from .._moments import log_density_coefficients, moment_features, n_moment_features
 from ._base import Engine, SufficientStatistics, mixture_center
+
+
+def _shifted_exp(log_joint):
+    """``exp(log_joint - max_j log_joint)`` in place, and the row maxima.
+
+    Exponents are floored just above the dtype's smallest normal number:
+    terms that small do not change a sum whose largest term is one, and
+    subnormal numbers slow every later operation several times over.
+
+    Returns
+    -------
+    scaled : torch.Tensor of shape (chunk, n_components)
+        ``log_joint`` itself, overwritten.
+    peak : torch.Tensor of shape (chunk, 1)
+    """
+    floor = math.log(torch.finfo(log_joint.dtype).tiny) + 1.0
+    peak = log_joint.amax(dim=1, keepdim=True)
+    return log_joint.sub_(peak).clamp_(min=floor).exp_(), peak
+
+
+def _logsumexp(log_joint):
+    """Row-wise log-sum-exp of a block it may overwrite; shape (chunk,)."""
+    scaled, peak = _shifted_exp(log_joint)
+    return (peak + torch.log(scaled.sum(dim=1, keepdim=True)))[:, 0]
+
+
+class _WeightedLogLikelihood(torch.autograd.Function):
+    """``sum_i w_i log p(x_i)`` as a function of the coefficients ``theta``.
+
+    Its gradient with respect to ``theta[:, j]`` is ``sum_i w_i r_ij phi(x_i)``,
+    which is exactly the E-step's moments: the backward pass costs nothing
+    and no per-chunk graph is kept.
+    """
+
+    @staticmethod
+    def forward(ctx, theta, accumulate):
+        moments, log_likelihood = accumulate(theta.detach())
+        ctx.save_for_backward(moments)
+        return log_likelihood
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        (moments,) = ctx.saved_tensors
+        return grad_output * moments.T, None
 
 
 class TorchEngine(Engine):
@@ -31,62 +77,102 @@ class TorchEngine(Engine):
         super().__init__(device)
         self.memory_budget = memory_budget
 
-    def _chunks(self, X, parameters: MixtureParameters):
+    def _chunks(self, X, theta, center, covariance_type):
         """Yield ``(rows, phi, log_joint)`` for consecutive chunks of samples.
 
-        ``log_joint[i, j] = log W_j + log N(x_i | mu_j, Sigma_j)``, of shape
-        (chunk, n_components), in the dtype of ``X``.
+        Parameters
+        ----------
+        X : torch.Tensor of shape (n_samples, n_features)
+        theta : torch.Tensor of shape (n_moment_features, n_components)
+            In the dtype of ``X``.
+        center : torch.Tensor of shape (n_features,)
+        covariance_type : str
+
+        Yields
+        ------
+        rows : slice
+        phi : torch.Tensor of shape (chunk, n_moment_features)
+        log_joint : torch.Tensor of shape (chunk, n_components)
+            ``log W_j + log N(x_i | mu_j, Sigma_j)``.
         """
-        center = mixture_center(parameters, X.dtype)
-        theta = log_density_coefficients(parameters, center).to(X.dtype)
         shift = center.to(X.dtype)
-        width = n_moment_features(parameters.covariance_type, parameters.n_features)
         # phi, the log-joint block and the responsibilities live at once.
-        per_row = X.element_size() * (width + 2 * parameters.n_components + 2)
+        per_row = X.element_size() * (theta.shape[0] + 2 * theta.shape[1] + 2)
         chunk = max(1, self.memory_budget // per_row)
         for start in range(0, X.shape[0], chunk):
             rows = slice(start, start + chunk)
-            phi = moment_features(X[rows] - shift, parameters.covariance_type)
+            phi = moment_features(X[rows] - shift, covariance_type)
             yield rows, phi, phi @ theta
+
+    @staticmethod
+    def _coefficients(parameters: MixtureParameters, dtype):
+        """``(theta, center)``: float64 ``theta``, differentiable in the parameters."""
+        center = mixture_center(parameters, dtype).detach()
+        return log_density_coefficients(parameters, center), center
+
+    def _log_joint_chunks(self, X, parameters):
+        theta, center = self._coefficients(parameters, X.dtype)
+        return self._chunks(
+            X, theta.detach().to(X.dtype), center, parameters.covariance_type
+        )
 
     def score_samples(self, X, parameters):
         out = X.new_empty(X.shape[0])
-        for rows, _, log_joint in self._chunks(X, parameters):
-            out[rows] = torch.logsumexp(log_joint, dim=1)
+        for rows, _, log_joint in self._log_joint_chunks(X, parameters):
+            out[rows] = _logsumexp(log_joint)
         return out
 
     def log_responsibilities(self, X, parameters):
         out = X.new_empty((X.shape[0], parameters.n_components))
-        for rows, _, log_joint in self._chunks(X, parameters):
-            out[rows] = log_joint - torch.logsumexp(log_joint, dim=1, keepdim=True)
+        for rows, _, log_joint in self._log_joint_chunks(X, parameters):
+            out[rows] = log_joint - _logsumexp(log_joint.clone())[:, None]
         return out
 
     def most_likely_component(self, X, parameters):
         out = torch.empty(X.shape[0], dtype=torch.int64, device=X.device)
-        for rows, _, log_joint in self._chunks(X, parameters):
+        for rows, _, log_joint in self._log_joint_chunks(X, parameters):
             out[rows] = log_joint.argmax(dim=1)
         return out
 
-    def statistics(self, X, sample_weight, parameters):
-        width = n_moment_features(parameters.covariance_type, parameters.n_features)
+    def _accumulate(self, X, sample_weight, theta, center, covariance_type):
+        """E-step sums for float64 ``theta``: ``(moments, sum_i w_i log p(x_i))``."""
         moments = torch.zeros(
-            (parameters.n_components, width), dtype=torch.float64, device=X.device
+            (theta.shape[1], n_moment_features(covariance_type, X.shape[1])),
+            dtype=torch.float64,
+            device=X.device,
         )
         log_likelihood = torch.zeros((), dtype=torch.float64, device=X.device)
-        for rows, phi, log_joint in self._chunks(X, parameters):
+        chunks = self._chunks(X, theta.to(X.dtype), center, covariance_type)
+        for rows, phi, log_joint in chunks:
             # One exp per pair: the shifted exponentials give both the
             # log-sum-exp and, rescaled, the responsibilities.
-            peak = log_joint.amax(dim=1, keepdim=True)
-            resp = log_joint.sub_(peak).exp_()
+            resp, peak = _shifted_exp(log_joint)
             total = resp.sum(dim=1, keepdim=True)
             weight = sample_weight[rows, None]
             resp.mul_(weight / total)
             moments += (resp.T @ phi).to(torch.float64)
             log_density = peak + torch.log(total)
             log_likelihood += (weight * log_density).sum(dtype=torch.float64)
+        return moments, log_likelihood
+
+    def statistics(self, X, sample_weight, parameters):
+        theta, center = self._coefficients(parameters, X.dtype)
+        moments, log_likelihood = self._accumulate(
+            X, sample_weight, theta.detach(), center, parameters.covariance_type
+        )
         return SufficientStatistics(
             moments=moments,
-            center=mixture_center(parameters, X.dtype),
+            center=center,
             log_likelihood=float(log_likelihood),
             total_weight=float(sample_weight.sum(dtype=torch.float64)),
         )
+
+    def log_likelihood(self, X, sample_weight, parameters):
+        theta, center = self._coefficients(parameters, X.dtype)
+
+        def accumulate(detached_theta):
+            return self._accumulate(
+                X, sample_weight, detached_theta, center, parameters.covariance_type
+            )
+
+        return _WeightedLogLikelihood.apply(theta, accumulate)

@@ -5,7 +5,40 @@ A solver calls engine primitives only and never branches on the engine.
 
 from ._base import FitResult, ProgressReport
 from ._em import MMEMSolver
+from ._gradient import GradientSolver
 
-__all__ = ["FitResult", "MMEMSolver", "ProgressReport"]
+__all__ = ["SOLVERS", "FitResult", "GradientSolver", "MMEMSolver", "ProgressReport"]
 
-SOLVERS = {"em": MMEMSolver}
+SOLVERS = ("em", "adam", "lbfgs")
+
+
+def make_solver(
+    solver,
+    *,
+    max_iter,
+    tol,
+    reg_covar,
+    prune_threshold,
+    learning_rate,
+    removal_moves,
+):
+    """The solver named by the estimator's ``solver`` parameter.
+
+    ``reg_covar`` and ``removal_moves`` only concern MM-EM, ``learning_rate``
+    only Adam.
+    """
+    if solver == "em":
+        return MMEMSolver(
+            max_iter=max_iter,
+            tol=tol,
+            reg_covar=reg_covar,
+            prune_threshold=prune_threshold,
+            removal_moves=removal_moves,
+        )
+    return GradientSolver(
+        optimizer=solver,
+        learning_rate=learning_rate,
+        max_iter=max_iter,
+        tol=tol,
+        prune_threshold=prune_threshold,
+    )

@@ -28,6 +28,8 @@ class FitResult:
         ``F`` after each iteration.
     n_components_curve : numpy.ndarray of shape (n_iter,)
         Number of components after each iteration.
+    time_curve : numpy.ndarray of shape (n_iter,)
+        Seconds since the solver started, after each iteration.
     """
 
     parameters: MixtureParameters
@@ -37,6 +39,45 @@ class FitResult:
     converged: bool
     loss_curve: np.ndarray
     n_components_curve: np.ndarray
+    time_curve: np.ndarray
+
+
+class FitPath:
+    """Records the objective, component count and time after each iteration.
+
+    Parameters
+    ----------
+    report : ProgressReport
+        Told of every recorded iteration.
+    """
+
+    def __init__(self, report):
+        self.report = report
+        self.loss, self.n_components, self.time = [], [], []
+        self._start = time.perf_counter()
+
+    def __len__(self):
+        return len(self.loss)
+
+    def record(self, value, n_components):
+        """Append one iteration's objective and number of components."""
+        self.loss.append(value)
+        self.n_components.append(n_components)
+        self.time.append(time.perf_counter() - self._start)
+        self.report.iteration(len(self.loss), value, n_components)
+
+    def result(self, parameters, objective, mean_log_likelihood, converged):
+        """The :class:`FitResult` of a run that ends at ``parameters``."""
+        return FitResult(
+            parameters=parameters,
+            objective=objective,
+            mean_log_likelihood=mean_log_likelihood,
+            n_iter=len(self.loss),
+            converged=converged,
+            loss_curve=np.asarray(self.loss, dtype=np.float64),
+            n_components_curve=np.asarray(self.n_components, dtype=np.int64),
+            time_curve=np.asarray(self.time, dtype=np.float64),
+        )
 
 
 class ProgressReport:

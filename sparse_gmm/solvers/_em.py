@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -11,7 +12,19 @@ from .._gaussian import MixtureParameters
 from .._m_step import gaussian_components, mm_weights
 from .._objective import SparseObjective
 from ..engines import Engine, SufficientStatistics
-from ._base import FitResult, ProgressReport
+from ._base import FitPath, FitResult, ProgressReport
+
+
+@dataclass
+class _State:
+    """An MM-EM iterate with its E-step, as the descent passes it along."""
+
+    parameters: MixtureParameters
+    statistics: SufficientStatistics
+    value: float
+    never_prune: np.ndarray
+    converged: bool
+
 
 NON_FINITE_LIKELIHOOD = (
     "The log-likelihood became {value} during the fit: the data overflow the "
@@ -41,13 +54,23 @@ class MMEMSolver:
         that pruned nothing.
     reg_covar : float
     prune_threshold : float
+    removal_moves : bool, default=False
+        After convergence (with ``sparsity > 0``), remove the lightest
+        component, run MM-EM again, and keep the removal if ``F`` ends lower;
+        repeat until a removal does not pay. This escapes the local minima
+        where a component is split between two (as component-wise EM does).
+        During a trial ``loss_curve_`` records the incumbent's objective, so it
+        stays non-increasing; the trial's iterations count in ``n_iter_``.
     """
 
-    def __init__(self, *, max_iter, tol, reg_covar, prune_threshold):
+    def __init__(
+        self, *, max_iter, tol, reg_covar, prune_threshold, removal_moves=False
+    ):
         self.max_iter = max_iter
         self.tol = tol
         self.reg_covar = reg_covar
         self.prune_threshold = prune_threshold
+        self.removal_moves = removal_moves
 
     def _evaluate(self, engine, X, sample_weight, parameters, objective):
         statistics = engine.statistics(X, sample_weight, parameters)
@@ -77,6 +100,51 @@ class MMEMSolver:
             active=parameters.active[keep],
         )
 
+    def _descend(self, X, sample_weight, state, engine, objective, budget, record):
+        """MM-EM iterations from ``state`` until convergence or ``budget`` runs out.
+
+        ``record(value, n_components)`` is called after each iteration.
+        """
+        parameters, statistics, value = state.parameters, state.statistics, state.value
+        converged = False
+        for _ in range(budget):
+            old_weights = parameters.weights.cpu().numpy()
+            mass = statistics.moments[:, 0].cpu().numpy()
+            weights = mm_weights(
+                mass / mass.sum(), objective.tangent_slopes(old_weights)
+            )
+            keep = (weights >= self.prune_threshold) | state.never_prune[
+                parameters.active
+            ]
+            keep[np.argmax(weights)] = True
+            candidate = self._m_step(statistics, weights, keep, parameters)
+            new_statistics, new_value = self._evaluate(
+                engine, X, sample_weight, candidate, objective
+            )
+            pruned = not keep.all()
+            if pruned and new_value > value:
+                state.never_prune[parameters.active[~keep]] = True
+                keep[:] = True
+                pruned = False
+                candidate = self._m_step(statistics, weights, keep, parameters)
+                new_statistics, new_value = self._evaluate(
+                    engine, X, sample_weight, candidate, objective
+                )
+            if new_value > value:
+                # reg_covar makes the covariance update inexact (as in
+                # scikit-learn): where a component is collapsing, or near a
+                # fixed point, an iteration can raise F slightly; rounding can
+                # too. Stop at the better, previous iterate.
+                converged = True
+                break
+            change = value - new_value
+            parameters, statistics, value = candidate, new_statistics, new_value
+            record(value, parameters.n_components)
+            if not pruned and abs(change) < self.tol:
+                converged = True
+                break
+        return _State(parameters, statistics, value, state.never_prune, converged)
+
     def solve(
         self,
         X,
@@ -86,7 +154,7 @@ class MMEMSolver:
         objective: SparseObjective,
         report: ProgressReport,
     ) -> FitResult:
-        """Run MM-EM from ``initial``.
+        """Run MM-EM from ``initial``, then try removing the weakest components.
 
         Parameters
         ----------
@@ -101,55 +169,56 @@ class MMEMSolver:
         -------
         FitResult
         """
-        parameters = initial
-        statistics, value = self._evaluate(
-            engine, X, sample_weight, parameters, objective
-        )
+        statistics, value = self._evaluate(engine, X, sample_weight, initial, objective)
         never_prune = np.zeros(objective.n_components_initial, dtype=bool)
-        loss_curve, n_components_curve = [], []
-        converged = False
-        for n_iter in range(1, self.max_iter + 1):
-            old_weights = parameters.weights.cpu().numpy()
-            mass = statistics.moments[:, 0].cpu().numpy()
-            weights = mm_weights(
-                mass / mass.sum(), objective.tangent_slopes(old_weights)
+        state = _State(initial, statistics, value, never_prune, False)
+        path = FitPath(report)
+        state = self._descend(
+            X, sample_weight, state, engine, objective, self.max_iter, path.record
+        )
+        while (
+            self.removal_moves
+            and objective.sparsity > 0
+            and state.parameters.n_components > 1
+            and len(path) < self.max_iter
+        ):
+            incumbent = state
+            keep = np.ones(incumbent.parameters.n_components, dtype=bool)
+            keep[np.argmin(incumbent.parameters.weights.cpu().numpy())] = False
+            trial_parameters = incumbent.parameters.subset(keep)
+            trial_statistics, trial_value = self._evaluate(
+                engine, X, sample_weight, trial_parameters, objective
             )
-            keep = (weights >= self.prune_threshold) | never_prune[parameters.active]
-            keep[np.argmax(weights)] = True
-            candidate = self._m_step(statistics, weights, keep, parameters)
-            new_statistics, new_value = self._evaluate(
-                engine, X, sample_weight, candidate, objective
+
+            def record_trial(value, n_components, incumbent=incumbent):
+                # The model is the incumbent until the trial beats it.
+                if value < incumbent.value:
+                    path.record(value, n_components)
+                else:
+                    path.record(incumbent.value, incumbent.parameters.n_components)
+
+            trial = self._descend(
+                X,
+                sample_weight,
+                _State(
+                    trial_parameters,
+                    trial_statistics,
+                    trial_value,
+                    incumbent.never_prune.copy(),
+                    False,
+                ),
+                engine,
+                objective,
+                self.max_iter - len(path),
+                record_trial,
             )
-            pruned = not keep.all()
-            if pruned and new_value > value:
-                never_prune[parameters.active[~keep]] = True
-                keep[:] = True
-                pruned = False
-                candidate = self._m_step(statistics, weights, keep, parameters)
-                new_statistics, new_value = self._evaluate(
-                    engine, X, sample_weight, candidate, objective
-                )
-            if new_value > value:
-                # reg_covar makes the covariance update inexact (as in
-                # scikit-learn), so near a fixed point an iteration can raise F
-                # by about reg_covar; rounding can too. No progress is left:
-                # stop at the better, previous iterate.
-                converged = True
+            if trial.value >= incumbent.value:
+                state = incumbent
                 break
-            change = value - new_value
-            parameters, statistics, value = candidate, new_statistics, new_value
-            loss_curve.append(value)
-            n_components_curve.append(parameters.n_components)
-            report.iteration(n_iter, value, parameters.n_components)
-            if not pruned and abs(change) < self.tol:
-                converged = True
-                break
-        return FitResult(
-            parameters=parameters,
-            objective=value,
-            mean_log_likelihood=statistics.mean_log_likelihood,
-            n_iter=len(loss_curve),
-            converged=converged,
-            loss_curve=np.asarray(loss_curve, dtype=np.float64),
-            n_components_curve=np.asarray(n_components_curve, dtype=np.int64),
+            state = trial
+        return path.result(
+            state.parameters,
+            state.value,
+            state.statistics.mean_log_likelihood,
+            state.converged,
         )

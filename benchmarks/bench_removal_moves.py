@@ -1,0 +1,447 @@
+"""Do MM-EM's removal moves pay? The same fits with the moves on and off.
+
+What is measured
+----------------
+``MMEMSolver`` (the ``'em'`` solver of ``SparseGaussianMixture``) has
+``removal_moves=True`` by default: after convergence it removes the lightest
+component, runs MM-EM again, and keeps the removal if the objective ``F`` ends
+lower, repeating until a removal fails. The estimator does not expose the
+switch, so this script flips the solver's keyword default
+(``MMEMSolver.__init__.__kwdefaults__["removal_moves"]``) between fits, in one
+process, and checks through ``make_solver`` that the estimator picks it up.
+
+The data sets are those of the ``sweep`` stage of ``bench_defaults.py``
+(imported from it, so they are the same arrays): mixtures of ``K`` in
+{1, 2, 3, 5, 8} components in ``D`` in {2, 5, 8} dimensions, separated and
+overlapping, with N=2,000 (two seeds), and K in {2, 5, 8}, D in {2, 5} with
+N=20,000 (one seed); 72 data sets. Each is fitted with
+``SparseGaussianMixture(n_components=20, prune_threshold=1e-3, tol=1e-4,
+max_iter=300)`` at sparsity 4, 8 and 16, once with the moves off and once on.
+The two fits of a pair run back to back, in alternating order, so that load on
+the machine affects both alike.
+
+For each setting the tables give the recovery rate (``n_components_ == K``)
+and the % of fits with more (over) or fewer (under) components than ``K``, the
+mean held-out gap (held-out mean log-likelihood minus that of the true
+mixture, on 5,000 fresh points; 0 is perfect), the median ``n_iter_`` (a
+trial's iterations count) and the median wall time. The paired table gives,
+per sparsity, how many fits the moves changed, the recoveries they gained and
+lost, the objective difference ``objective_(on) - objective_(off)`` (never
+positive if the moves only accept a lower ``F``; the first descent of both
+fits is the same computation, so it is compared too) and the change of the
+held-out gap. The health lines count errors, warnings, non-monotone
+``loss_curve_`` (any ``np.diff > 0``; increases above 1e-9 are listed), and
+fits whose ``objective_`` or ``n_components_`` disagree with the last entry of
+``loss_curve_`` or ``n_components_curve_``.
+
+Everything runs with one thread (torch, BLAS and OpenMP), as in
+``bench_defaults.py``. ``--quick`` fits bench_defaults' quick grid (14 data
+sets) in well under a minute and only prints unless ``--output`` is given; the
+full run writes ``benchmarks/results/bench_removal_moves.txt``.
+
+Run::
+
+    python benchmarks/bench_removal_moves.py [--quick] [--sparsities 4,8,16]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import platform
+import sys
+import time
+import warnings
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import sklearn
+import torch
+from threadpoolctl import threadpool_limits
+
+import sparse_gmm
+from sparse_gmm import SparseGaussianMixture
+from sparse_gmm.solvers import _em, make_solver
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_defaults import (
+    BASE,
+    FULL,
+    N_LARGE,
+    N_SMALL,
+    QUICK,
+    dataset,
+    grid,
+    mean_or_dash,
+    median_or_dash,
+    ok,
+    pct,
+    source_digest,
+    table,
+)
+
+SPARSITIES = (4.0, 8.0, 16.0)
+INCREASE_TOL = 1e-9
+MODES = ("off", "on")
+
+
+@contextlib.contextmanager
+def removal_moves(enabled):
+    """Set ``MMEMSolver``'s default ``removal_moves`` for the fits inside."""
+    defaults = _em.MMEMSolver.__init__.__kwdefaults__
+    previous = defaults["removal_moves"]
+    defaults["removal_moves"] = enabled
+    try:
+        solver = make_solver(
+            "em",
+            max_iter=1,
+            tol=1.0,
+            reg_covar=1e-6,
+            prune_threshold=1e-3,
+            learning_rate=None,
+        )
+        if solver.removal_moves is not enabled:
+            raise RuntimeError("the estimator's solver ignores the switch")
+        yield
+    finally:
+        defaults["removal_moves"] = previous
+
+
+def fit_one(key, sparsity, moves):
+    """Fit one model with the moves on or off; a flat record (never raises)."""
+    K, D, sep, N, seed = key
+    X, X_test, true_ll = dataset(*key)
+    record = {"K": K, "D": D, "sep": sep, "N": N, "seed": seed}
+    record.update(sparsity=sparsity, moves="on" if moves else "off")
+    model = SparseGaussianMixture(
+        **BASE, sparsity=sparsity, random_state=seed, device="cpu"
+    )
+    with removal_moves(moves), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        start = time.perf_counter()
+        try:
+            model.fit(X)
+        except Exception as error:  # recorded and reported, not fatal
+            record["error"] = f"{type(error).__name__}: {error}"
+        record["time"] = time.perf_counter() - start
+    record["warnings"] = sorted(
+        {f"{w.category.__name__}: {str(w.message)[:100]}" for w in caught}
+    )
+    if "error" in record:
+        return record
+    loss = np.asarray(model.loss_curve_, dtype=float)
+    record.update(
+        n_found=int(model.n_components_),
+        n_iter=int(model.n_iter_),
+        converged=bool(model.converged_),
+        objective=float(model.objective_),
+        gap=float(model.score(X_test) - true_ll),
+        max_increase=float(np.max(np.diff(loss), initial=-math.inf)),
+        end_consistent=bool(
+            len(loss) == model.n_iter_
+            and (len(loss) == 0 or loss[-1] == model.objective_)
+            and (len(loss) == 0 or model.n_components_curve_[-1] == model.n_components_)
+        ),
+        loss_curve=loss.tolist(),
+    )
+    return record
+
+
+def run(keys, sparsities, log):
+    records = []
+    pair = 0
+    for key in keys:
+        for s in sparsities:
+            order = (False, True) if pair % 2 == 0 else (True, False)
+            pair += 1
+            for moves in order:
+                r = fit_one(key, s, moves)
+                records.append(r)
+                log(
+                    f"K={r['K']} D={r['D']} {r['sep'][:3]} N={r['N']} "
+                    f"seed={r['seed']} s={s:g} moves={r['moves']:3s} -> "
+                    f"{r.get('n_found', 'ERR')} it={r.get('n_iter', '-')} "
+                    f"F={r.get('objective', math.nan):.6f} {r['time']:.2f}s"
+                )
+    return records
+
+
+# ------------------------------------------------------------------ tables
+
+
+def recovered(r):
+    return r["n_found"] == r["K"]
+
+
+def dataset_key(r):
+    return (r["K"], r["D"], r["sep"], r["N"], r["seed"], r["sparsity"])
+
+
+def pairs_of(records):
+    """``(off, on)`` record pairs of the same data set and sparsity."""
+    by_mode = {
+        m: {dataset_key(r): r for r in records if r["moves"] == m} for m in MODES
+    }
+    return [
+        (off, by_mode["on"][k])
+        for k, off in by_mode["off"].items()
+        if k in by_mode["on"] and "error" not in off and "error" not in by_mode["on"][k]
+    ]
+
+
+def main_table(records, sparsities):
+    rows = []
+    for s in sparsities:
+        for mode in MODES:
+            at = ok([r for r in records if r["sparsity"] == s and r["moves"] == mode])
+            if not at:
+                continue
+            rows.append(
+                [
+                    f"{s:g}",
+                    mode,
+                    len(at),
+                    pct(recovered(r) for r in at),
+                    pct(r["n_found"] > r["K"] for r in at),
+                    pct(r["n_found"] < r["K"] for r in at),
+                    pct(recovered(r) for r in at if r["sep"] == "separated"),
+                    pct(recovered(r) for r in at if r["sep"] == "overlapping"),
+                    pct(recovered(r) for r in at if r["N"] == N_LARGE),
+                    mean_or_dash(r["gap"] for r in at),
+                    median_or_dash(r["n_iter"] for r in at),
+                    median_or_dash(
+                        [r["time"] for r in at if r["N"] == N_SMALL], "{:6.3f}"
+                    ),
+                    median_or_dash(
+                        [r["time"] for r in at if r["N"] == N_LARGE], "{:6.3f}"
+                    ),
+                    f"{sum(r['time'] for r in at):.1f}",
+                ]
+            )
+    header = [
+        "sparsity",
+        "moves",
+        "fits",
+        "rec",
+        "over",
+        "under",
+        "rec sep",
+        "rec ovl",
+        "rec 20k",
+        "mean gap",
+        "med iter",
+        "med t 2k (s)",
+        "med t 20k (s)",
+        "total t (s)",
+    ]
+    return [
+        "Removal moves off and on: recovery (% of fits with n_components_ == K), "
+        "over/under: % with more/fewer than K; sep/ovl: separated/overlapping; "
+        "gap: held-out mean log-likelihood minus the true mixture's (nats).",
+        table(header, rows),
+    ]
+
+
+def k_table(records, sparsities):
+    ks = sorted({r["K"] for r in records})
+    rows = []
+    for s in sparsities:
+        for mode in MODES:
+            at = ok([r for r in records if r["sparsity"] == s and r["moves"] == mode])
+            if at:
+                rows.append(
+                    [f"{s:g}", mode]
+                    + [pct(recovered(r) for r in at if r["K"] == k) for k in ks]
+                    + [
+                        mean_or_dash(r["gap"] for r in at if r["sep"] == "separated"),
+                        mean_or_dash(r["gap"] for r in at if r["sep"] == "overlapping"),
+                        mean_or_dash(r["gap"] for r in at if r["N"] == N_LARGE),
+                    ]
+                )
+    header = ["sparsity", "moves", *(f"K={k}" for k in ks)]
+    header += ["gap sep", "gap ovl", "gap 20k"]
+    return [
+        "\nRecovery by true K, and mean held-out gap by subset.",
+        table(header, rows),
+    ]
+
+
+def paired_table(records, sparsities):
+    rows = []
+    for s in sparsities:
+        at = [(a, b) for a, b in pairs_of(records) if a["sparsity"] == s]
+        if not at:
+            continue
+        changed = [(a, b) for a, b in at if a["n_found"] != b["n_found"]]
+        delta_f = [b["objective"] - a["objective"] for a, b in at]
+        rows.append(
+            [
+                f"{s:g}",
+                len(at),
+                len(changed),
+                sum(a["n_found"] - b["n_found"] for a, b in at),
+                sum(not recovered(a) and recovered(b) for a, b in at),
+                sum(recovered(a) and not recovered(b) for a, b in at),
+                f"{np.mean(delta_f):.2e}",
+                f"{np.min(delta_f):.2e}",
+                f"{np.max(delta_f):.2e}",
+                sum(d > 0 for d in delta_f),
+                mean_or_dash(b["gap"] - a["gap"] for a, b in at),
+                mean_or_dash((b["gap"] - a["gap"] for a, b in changed), "{:7.4f}"),
+                median_or_dash((b["n_iter"] - a["n_iter"] for a, b in at), "{:5.0f}"),
+                median_or_dash((b["time"] / a["time"] for a, b in at), "{:5.2f}"),
+            ]
+        )
+    header = [
+        "sparsity",
+        "pairs",
+        "changed",
+        "comps removed",
+        "rec gained",
+        "rec lost",
+        "mean dF",
+        "min dF",
+        "max dF",
+        "dF>0",
+        "mean dgap",
+        "dgap changed",
+        "med +iter",
+        "med t on/off",
+    ]
+    return [
+        "\nPaired (same data set and sparsity): 'changed' fits end with fewer "
+        "components with the moves on; dF = objective_(on) - objective_(off) "
+        "(must be <= 0); dgap = gap(on) - gap(off) (> 0: the moves improved the "
+        "held-out likelihood), over all pairs and over the changed ones; "
+        "+iter: extra iterations, t on/off: time ratio.",
+        table(header, rows),
+    ]
+
+
+def health_lines(records):
+    out = []
+    for mode in MODES:
+        fits = [r for r in records if r["moves"] == mode]
+        fitted = ok(fits)
+        errors = Counter(r["error"][:120] for r in fits if "error" in r)
+        warned = Counter(w for r in fits for w in r["warnings"])
+        nonmono = [r for r in fitted if r["max_increase"] > 0]
+        large = [r for r in fitted if r["max_increase"] > INCREASE_TOL]
+        out.append(
+            f"\nHealth, moves {mode}, {len(fits)} fits: {sum(errors.values())} "
+            f"errors, {len(nonmono)} with np.diff(loss_curve_) > 0 anywhere "
+            f"({len(large)} above {INCREASE_TOL:g}), "
+            f"{sum(not r['end_consistent'] for r in fitted)} with objective_ / "
+            "n_components_ / n_iter_ not matching the curves' last entries, "
+            f"{sum(not r['converged'] for r in fitted)} not converged."
+        )
+        out += [f"  error x{n}: {e}" for e, n in errors.most_common()]
+        out += [f"  warning x{n}: {w}" for w, n in warned.most_common()]
+        for r in sorted(nonmono, key=lambda r: -r["max_increase"])[:10]:
+            out.append(
+                f"  increase {r['max_increase']:.3g}: K={r['K']} D={r['D']} "
+                f"{r['sep']} N={r['N']} seed={r['seed']} s={r['sparsity']:g}"
+            )
+    pairs = pairs_of(records)
+    worse = [(a, b) for a, b in pairs if b["objective"] > a["objective"]]
+    prefix = [
+        (a, b)
+        for a, b in pairs
+        if b["loss_curve"][: len(a["loss_curve"])] != a["loss_curve"]
+    ]
+    out.append(
+        f"\nPairs: {len(worse)} of {len(pairs)} with objective_ higher with the "
+        f"moves on; {len(prefix)} whose loss_curve_ with the moves on does not "
+        "start with the whole curve of the fit without them (the first descent "
+        "should be the same computation)."
+    )
+    for a, b in (worse + prefix)[:10]:
+        out.append(
+            f"  K={a['K']} D={a['D']} {a['sep']} N={a['N']} seed={a['seed']} "
+            f"s={a['sparsity']:g}: F off {a['objective']:.9f} on "
+            f"{b['objective']:.9f}, iter {a['n_iter']} / {b['n_iter']}"
+        )
+    return out
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small grid")
+    parser.add_argument(
+        "--sparsities",
+        default=",".join(f"{s:g}" for s in SPARSITIES),
+        help="comma-separated sparsities (default: 4,8,16)",
+    )
+    parser.add_argument("--output", type=Path, default=None)
+    parser.add_argument("--raw", type=Path, default=None, help="JSON lines per fit")
+    parser.add_argument(
+        "--from-raw",
+        type=Path,
+        nargs="+",
+        default=None,
+        help="tabulate these --raw files instead of fitting",
+    )
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args(argv)
+    sparsities = tuple(float(v) for v in args.sparsities.split(","))
+    config = QUICK if args.quick else FULL
+    output = args.output
+    if output is None and not args.quick and not args.from_raw:
+        output = Path(__file__).parent / "results" / "bench_removal_moves.txt"
+
+    if args.from_raw:
+        records = [
+            json.loads(line)
+            for path in args.from_raw
+            for line in path.read_text().splitlines()
+            if line.strip()
+        ]
+        origin = f"{len(records)} records tabulated from --raw"
+    else:
+        keys = grid(config["sweep_small"], N_SMALL) + grid(
+            config["sweep_large"], N_LARGE
+        )
+        torch.set_num_threads(args.threads)
+        started = time.perf_counter()
+        with threadpool_limits(args.threads):
+            records = run(keys, sparsities, print)
+        digest = source_digest()
+        for r in records:
+            r["source"] = digest
+        origin = (
+            f"{args.threads} thread(s), {len(keys)} data sets, {len(records)} fits "
+            f"in {time.perf_counter() - started:.0f} s"
+        )
+        if args.raw:
+            with args.raw.open("w") as raw:
+                for r in records:
+                    raw.write(json.dumps(r) + "\n")
+
+    lines = [
+        "bench_removal_moves: " + ("quick grid" if args.quick else "full grid"),
+        f"sparse_gmm {sparse_gmm.__version__} (fitted by source sha256 "
+        f"{', '.join(sorted({r.get('source', '?') for r in records}))}), "
+        f"torch {torch.__version__}, scikit-learn {sklearn.__version__}, "
+        f"numpy {np.__version__}, Python {platform.python_version()}; {origin}.",
+        f"SparseGaussianMixture(n_components={BASE['n_components']}, "
+        f"prune_threshold={BASE['prune_threshold']:g}, tol={BASE['tol']:g}, "
+        f"max_iter={BASE['max_iter']}), device='cpu'.",
+        "",
+        *main_table(records, sparsities),
+        *k_table(records, sparsities),
+        *paired_table(records, sparsities),
+        *health_lines(records),
+    ]
+    text = "\n".join(lines) + "\n"
+    print("\n" + text)
+    if output is not None:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(text)
+        print(f"written to {output}")
+
+
+if __name__ == "__main__":
+    main()

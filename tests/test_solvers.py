@@ -1,0 +1,215 @@
+"""Gradient solvers, priors, and MM-EM's removal moves."""
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from numpy.testing import assert_allclose
+from sklearn.exceptions import ConvergenceWarning
+
+from sparse_gmm import SparseGaussianMixture
+from sparse_gmm._objective import SparseObjective
+from sparse_gmm.datasets import make_spiral
+from sparse_gmm.engines import TorchEngine
+from sparse_gmm.penalties import LogPrior, SqrtPrior
+from sparse_gmm.solvers._gradient import _mixture, _unconstrained
+
+from .conftest import gaussian_mixture_sample
+
+COVARIANCE_TYPES = ["full", "tied", "diag", "spherical"]
+
+
+class PowerPrior:
+    """``sum_j W_j ** p``: a user's prior, written as the docs say."""
+
+    def __init__(self, power):
+        self.power = power
+
+    def value(self, weights):
+        return (weights**self.power).sum()
+
+    def derivative(self, weights):
+        return self.power * np.asarray(weights, dtype=np.float64) ** (self.power - 1)
+
+
+def _tutorial_start(n_components, n_features, seed):
+    """The KeOps tutorial's start: uniform means, precision 225 I, equal weights."""
+    rng = np.random.default_rng(seed)
+    return {
+        "weights_init": np.full(n_components, 1 / n_components),
+        "means_init": rng.uniform(size=(n_components, n_features)),
+        "precisions_init": np.tile(225 * np.eye(n_features), (n_components, 1, 1)),
+    }
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+@pytest.mark.parametrize("prior", [SqrtPrior(), LogPrior()])
+def test_objective_gradient_matches_finite_differences(covariance_type, prior):
+    X, _ = gaussian_mixture_sample(n_samples=120, n_components=3, n_features=3)
+    start = SparseGaussianMixture(
+        4, max_iter=2, covariance_type=covariance_type, random_state=0
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        start.fit(X)
+    variables = _unconstrained(start._fitted_parameters(torch.device("cpu")))
+    names = list(variables)
+    # A small budget forces several chunks, so the chunked backward is checked.
+    engine = TorchEngine("cpu", memory_budget=4096)
+    X_t = torch.as_tensor(X)
+    weight = torch.linspace(0.5, 1.5, len(X), dtype=torch.float64)
+    objective = SparseObjective(3.0, prior, 4)
+
+    def F(*tensors):
+        mixture = _mixture(
+            dict(zip(names, tensors, strict=True)), covariance_type, None
+        )
+        log_likelihood = engine.log_likelihood(X_t, weight, mixture)
+        return -log_likelihood / weight.sum() + objective.penalty(mixture.weights)
+
+    inputs = tuple(variables[name] for name in names)
+    assert torch.autograd.gradcheck(F, inputs, eps=1e-6, atol=1e-7, rtol=1e-5)
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "diag"])
+def test_three_solvers_stay_at_the_optimum(covariance_type):
+    X, _ = gaussian_mixture_sample(n_samples=2000, n_components=3, seed=5)
+    em = SparseGaussianMixture(
+        12, sparsity=4.0, covariance_type=covariance_type, tol=1e-10, random_state=0
+    ).fit(X)
+    k = em.n_components_
+    # Same objective with k starting components: sparsity / M is what counts.
+    common = dict(
+        sparsity=4.0 * k / 12,
+        covariance_type=covariance_type,
+        weights_init=em.weights_,
+        means_init=em.means_,
+        precisions_init=em.precisions_,
+        reg_covar=1e-6,
+    )
+    results = {"em": em}
+    for solver, extra in [
+        ("em", {}),
+        ("adam", {"learning_rate": 1e-4, "max_iter": 30, "tol": 0.0}),
+        ("lbfgs", {"max_iter": 30, "tol": 1e-12}),
+    ]:
+        model = SparseGaussianMixture(k, solver=solver, **extra, **common)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            results[solver + "_restart"] = model.fit(X)
+    for name, model in results.items():
+        assert model.n_components_ == k, name
+        assert abs(model.objective_ - em.objective_) < 1e-5, name
+        assert_allclose(model.means_, em.means_, atol=5e-3, err_msg=name)
+        assert_allclose(model.weights_, em.weights_, atol=1e-3, err_msg=name)
+
+
+@pytest.mark.parametrize("solver", ["em", "adam", "lbfgs"])
+def test_custom_prior_works_with_every_solver(solver):
+    X, _ = gaussian_mixture_sample(n_samples=1500, n_components=3, seed=2)
+    options = {"learning_rate": 0.05, "max_iter": 400} if solver == "adam" else {}
+    custom = SparseGaussianMixture(
+        10,
+        sparsity=4.0,
+        prior=PowerPrior(0.5),
+        solver=solver,
+        random_state=0,
+        **options,
+    )
+    builtin = SparseGaussianMixture(
+        10, sparsity=4.0, prior="sqrt", solver=solver, random_state=0, **options
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        custom.fit(X)
+        builtin.fit(X)
+    # W ** 0.5 is the square root: the custom object must give the same fit.
+    assert custom.n_components_ == builtin.n_components_
+    assert_allclose(custom.objective_, builtin.objective_, rtol=1e-8)
+    if solver == "em":
+        assert custom.n_components_ == 3
+
+
+def test_mm_em_refuses_a_prior_it_cannot_majorise():
+    X, _ = gaussian_mixture_sample(n_samples=300, n_components=2)
+    with pytest.raises(ValueError, match=r"not concave.*solver='adam'"):
+        SparseGaussianMixture(4, prior=PowerPrior(2.0)).fit(X)
+    with pytest.raises(ValueError, match="decreasing"):
+        SparseGaussianMixture(4, prior=PowerPrior(-0.5)).fit(X)
+    with pytest.raises(ValueError, match="prior"):
+        SparseGaussianMixture(4, prior=object()).fit(X)
+    # A gradient solver takes the convex prior.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model = SparseGaussianMixture(
+            4, prior=PowerPrior(2.0), solver="lbfgs", max_iter=20
+        ).fit(X)
+    assert np.isfinite(model.objective_)
+
+
+def test_log_prior_prunes_with_mm_em():
+    X, _ = gaussian_mixture_sample(n_samples=2000, n_components=3, seed=3)
+    model = SparseGaussianMixture(10, sparsity=0.2, prior="log", random_state=0).fit(X)
+    assert model.n_components_ == 3
+    assert np.all(np.diff(model.loss_curve_) <= 0)
+
+
+def test_removal_moves_only_lower_the_objective():
+    X = make_spiral(n_samples=3000)
+    with_moves = SparseGaussianMixture(
+        30, sparsity=20, removal_moves=True, random_state=0
+    ).fit(X)
+    without = SparseGaussianMixture(30, sparsity=20, random_state=0).fit(X)
+    assert with_moves.objective_ <= without.objective_
+    assert with_moves.n_components_ <= without.n_components_
+    assert np.all(np.diff(with_moves.loss_curve_) <= 0)
+    assert with_moves.n_iter_ >= without.n_iter_
+
+
+def test_adam_reproduces_the_tutorial_on_the_spiral():
+    """The tutorial's Adam (lr 0.1, 501 iterations, M=30, s=20) reaches F <= -0.38."""
+    X = make_spiral()
+    objectives = []
+    for seed in range(3):
+        model = SparseGaussianMixture(
+            30,
+            sparsity=20.0,
+            solver="adam",
+            learning_rate=0.1,
+            max_iter=501,
+            tol=0.0,
+            **_tutorial_start(30, 2, seed),
+        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            model.fit(X)
+        assert model.n_iter_ == 501
+        objectives.append(model.objective_)
+    assert np.median(objectives) <= -0.38
+
+
+def test_adam_with_the_tutorials_settings_works_in_five_dimensions():
+    """The tutorial's 2 x 2 determinant only worked in 2-D; this works in any D."""
+    X, _ = gaussian_mixture_sample(
+        n_samples=2000, n_components=3, n_features=5, separation=4.0, seed=4
+    )
+    X = (X - X.min(0)) / (X.max(0) - X.min(0))  # the unit cube, as the tutorial
+    em = SparseGaussianMixture(30, sparsity=20.0, random_state=0).fit(X)
+    objectives = []
+    for seed in range(3):
+        adam = SparseGaussianMixture(
+            30,
+            sparsity=20.0,
+            solver="adam",
+            learning_rate=0.1,
+            max_iter=501,
+            tol=0.0,
+            **_tutorial_start(30, 5, seed),
+        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            adam.fit(X)
+        assert adam.n_components_ == em.n_components_ == 3
+        objectives.append(adam.objective_)
+    assert np.median(objectives) <= em.objective_ + 0.01
