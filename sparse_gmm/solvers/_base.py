@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 import numpy as np
@@ -78,6 +79,29 @@ class FitPath:
             n_components_curve=np.asarray(self.n_components, dtype=np.int64),
             time_curve=np.asarray(self.time, dtype=np.float64),
         )
+
+
+class Solver(ABC):
+    """A loop that minimises the sparse objective through an engine's primitives."""
+
+    @abstractmethod
+    def solve(self, X, sample_weight, initial, engine, objective, report) -> FitResult:
+        """Minimise from ``initial``.
+
+        Parameters
+        ----------
+        X : torch.Tensor of shape (n_samples, n_features)
+            On the engine's device.
+        sample_weight : torch.Tensor of shape (n_samples,)
+        initial : MixtureParameters
+        engine : Engine
+        objective : SparseObjective
+        report : ProgressReport
+
+        Returns
+        -------
+        FitResult
+        """
 
 
 class ProgressReport:

@@ -12,7 +12,7 @@ from .._gaussian import MixtureParameters
 from .._m_step import gaussian_components, mm_weights
 from .._objective import SparseObjective
 from ..engines import Engine, SufficientStatistics
-from ._base import FitPath, FitResult, ProgressReport
+from ._base import FitPath, FitResult, ProgressReport, Solver
 
 
 @dataclass
@@ -33,7 +33,7 @@ NON_FINITE_LIKELIHOOD = (
 )
 
 
-class MMEMSolver:
+class MMEMSolver(Solver):
     """Minimise the sparse objective by majorisation-minimisation EM.
 
     Each iteration is an E-step (one pass of the engine) and a closed-form
@@ -154,21 +154,7 @@ class MMEMSolver:
         objective: SparseObjective,
         report: ProgressReport,
     ) -> FitResult:
-        """Run MM-EM from ``initial``, then try removing the weakest components.
-
-        Parameters
-        ----------
-        X : torch.Tensor of shape (n_samples, n_features)
-        sample_weight : torch.Tensor of shape (n_samples,)
-        initial : MixtureParameters
-        engine : Engine
-        objective : SparseObjective
-        report : ProgressReport
-
-        Returns
-        -------
-        FitResult
-        """
+        """Run MM-EM from ``initial`` (then the removal moves, if enabled)."""
         statistics, value = self._evaluate(engine, X, sample_weight, initial, objective)
         never_prune = np.zeros(objective.n_components_initial, dtype=bool)
         state = _State(initial, statistics, value, never_prune, False)

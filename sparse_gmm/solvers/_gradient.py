@@ -8,7 +8,7 @@ import torch
 from .._gaussian import MixtureParameters, covariances_from_cholesky
 from .._objective import SparseObjective
 from ..engines import Engine
-from ._base import FitPath, FitResult, ProgressReport
+from ._base import FitPath, FitResult, ProgressReport, Solver
 
 
 def _unconstrained(parameters: MixtureParameters):
@@ -60,7 +60,7 @@ def _mixture(variables, covariance_type, active) -> MixtureParameters:
     )
 
 
-class GradientSolver:
+class GradientSolver(Solver):
     """Minimise the sparse objective by Adam or L-BFGS on free parameters.
 
     Any differentiable prior works. Components whose weight falls below
