@@ -137,10 +137,13 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
         recovered the true size less often (61% against 67% of 72 mixtures,
         ``benchmarks/bench_removal_moves.py``), hence off by default. Turn it
         on to minimise the objective itself, or with a sparsity tuned for it.
-    engine : {'auto', 'torch'}, default='auto'
+    engine : {'auto', 'torch', 'keops'}, default='auto'
         Compute engine. 'torch' computes dense blocks of samples, in chunks so
-        that memory does not grow with ``n_samples``; 'auto' picks the engine
-        by the rule documented in :mod:`sparse_gmm.engines`.
+        that memory does not grow with ``n_samples``; 'keops' uses KeOps'
+        symbolic reductions (needs pykeops and a C++ compiler or CUDA; each
+        new formula compiles once, in seconds); 'auto' picks by the rule
+        documented in :mod:`sparse_gmm.engines` (torch, the faster one on the
+        CPUs measured so far).
     device : {'auto', 'cpu', 'cuda'} or str, default='auto'
         Torch device ('cuda:1' works too); 'auto' is CUDA when available.
     random_state : int, RandomState instance or None, default=None
@@ -216,7 +219,7 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
         "prior": [StrOptions({"sqrt", "log"}), HasMethods(["value", "derivative"])],
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
         "removal_moves": ["boolean"],
-        "engine": [StrOptions({"auto", "torch"})],
+        "engine": [StrOptions({"auto", "torch", "keops"})],
         "device": [str, torch.device],
         "random_state": ["random_state"],
         "warm_start": ["boolean"],

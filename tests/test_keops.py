@@ -1,0 +1,80 @@
+"""The KeOps engine computes what the torch engine computes."""
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from numpy.testing import assert_allclose
+from sklearn.exceptions import ConvergenceWarning
+
+from sparse_gmm import SparseGaussianMixture
+from sparse_gmm.engines import make_engine
+from sparse_gmm.solvers._gradient import _mixture, _unconstrained
+
+from .conftest import gaussian_mixture_sample
+
+pytest.importorskip("pykeops")
+
+COVARIANCE_TYPES = ["full", "tied", "diag", "spherical"]
+
+
+def _fit(X, engine, covariance_type, device="cpu"):
+    model = SparseGaussianMixture(
+        6,
+        sparsity=2.0,
+        covariance_type=covariance_type,
+        engine=engine,
+        random_state=0,
+        max_iter=15,
+        tol=0.0,
+        device=device,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return model.fit(X)
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+@pytest.mark.parametrize("n_features", [1, 2, 3, 5])
+def test_keops_fit_and_predictions_match_torch(covariance_type, n_features):
+    X, _ = gaussian_mixture_sample(
+        n_samples=600, n_components=3, n_features=n_features, seed=n_features
+    )
+    dense = _fit(X, "torch", covariance_type)
+    symbolic = _fit(X, "keops", covariance_type)
+    assert symbolic.n_iter_ == dense.n_iter_
+    assert_allclose(symbolic.loss_curve_, dense.loss_curve_, rtol=1e-10)
+    assert_allclose(symbolic.means_, dense.means_, atol=1e-8)
+    assert_allclose(symbolic.covariances_, dense.covariances_, atol=1e-8)
+    assert_allclose(symbolic.score_samples(X), dense.score_samples(X), atol=1e-8)
+    assert_allclose(symbolic.predict_proba(X), dense.predict_proba(X), atol=1e-8)
+    np.testing.assert_array_equal(symbolic.predict(X), dense.predict(X))
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "diag"])
+def test_keops_gradients_match_torch(covariance_type):
+    X, _ = gaussian_mixture_sample(n_samples=300, n_components=3, n_features=2)
+    start = _fit(X, "torch", covariance_type)
+    parameters = start._fitted_parameters(torch.device("cpu"))
+    X_t = torch.as_tensor(X)
+    weight = torch.linspace(0.5, 1.5, len(X), dtype=torch.float64)
+    gradients = {}
+    for name in ("torch", "keops"):
+        variables = _unconstrained(parameters)
+        mixture = _mixture(variables, covariance_type, parameters.active)
+        value = make_engine(name, "cpu").log_likelihood(X_t, weight, mixture)
+        value.backward()
+        grads = {key: tensor.grad for key, tensor in variables.items()}
+        gradients[name] = (float(value.detach()), grads)
+    assert_allclose(gradients["keops"][0], gradients["torch"][0], rtol=1e-12)
+    for key, grad in gradients["torch"][1].items():
+        assert_allclose(gradients["keops"][1][key], grad, rtol=1e-8, atol=1e-8)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_keops_on_cuda_matches_torch_on_cuda():
+    X, _ = gaussian_mixture_sample(n_samples=5000, n_components=4, n_features=3)
+    dense = _fit(X, "torch", "full", device="cuda")
+    symbolic = _fit(X, "keops", "full", device="cuda")
+    assert_allclose(symbolic.score_samples(X), dense.score_samples(X), atol=1e-8)
