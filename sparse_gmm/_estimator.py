@@ -18,7 +18,12 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
-from ._gaussian import COVARIANCE_TYPES, MixtureParameters, n_parameters
+from ._gaussian import (
+    COVARIANCE_TYPES,
+    MixtureParameters,
+    n_parameters,
+    precisions_from_cholesky,
+)
 from ._initialization import initial_parameters
 from ._objective import SparseObjective
 from ._validation import (
@@ -406,9 +411,9 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
         self.covariances_ = as_numpy(parameters.covariances)
         self.precisions_cholesky_ = as_numpy(parameters.precisions_cholesky)
         self.precisions_ = as_numpy(
-            parameters.precisions_cholesky @ parameters.precisions_cholesky.mT
-            if parameters.covariance_type in ("full", "tied")
-            else parameters.precisions_cholesky**2
+            precisions_from_cholesky(
+                parameters.precisions_cholesky, parameters.covariance_type
+            )
         )
         self.n_components_ = parameters.n_components
         self.active_components_ = parameters.active.copy()

@@ -36,15 +36,6 @@ class SufficientStatistics:
     def mean_log_likelihood(self) -> float:
         return self.log_likelihood / self.total_weight
 
-    def __add__(self, other: SufficientStatistics) -> SufficientStatistics:
-        """Sum the statistics of two disjoint blocks of samples (same centre)."""
-        return SufficientStatistics(
-            self.moments + other.moments,
-            self.center,
-            self.log_likelihood + other.log_likelihood,
-            self.total_weight + other.total_weight,
-        )
-
 
 def mixture_center(parameters: MixtureParameters, dtype: torch.dtype) -> torch.Tensor:
     """A shift close to the data: the mixture's mean, representable in ``dtype``.
