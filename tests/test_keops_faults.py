@@ -81,3 +81,49 @@ def test_importing_sparse_gmm_does_not_import_pykeops():
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=300
     )
     assert result.stdout.strip() == "False", result.stderr
+
+
+TAKE_LOCK = textwrap.dedent(
+    """
+    import os, sys, time
+    from sparse_gmm.engines._keops import _first_compile_lock, _keops
+
+    role, flag = sys.argv[1], sys.argv[2]
+    _keops()  # pay pykeops' import (and its test compile) before timing
+    if role == "second":
+        open(flag, "w").close()  # about to ask for the lock
+    with _first_compile_lock(("a formula",)):
+        print("in", time.time(), flush=True)
+        if role == "first":
+            while not os.path.exists(flag):
+                time.sleep(0.05)
+            time.sleep(1.0)  # the second process is now blocked, or not
+        print("out", time.time(), flush=True)
+    """
+)
+
+
+def test_first_compile_lock_excludes_other_processes(tmp_path):
+    """Two processes compiling the same formula take turns in KeOps' folder."""
+    env = dict(os.environ, KEOPS_CACHE_FOLDER=str(tmp_path / "keops-cache"))
+    flag = str(tmp_path / "second-is-waiting")
+
+    def start(role):
+        return subprocess.Popen(
+            [sys.executable, "-c", TAKE_LOCK, role, flag],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    first = start("first")
+    entered = first.stdout.readline().split()
+    assert entered and entered[0] == "in", first.stderr.read()[-3000:]
+    second = start("second")
+    second_out, second_err = second.communicate(timeout=600)
+    first_rest, _ = first.communicate(timeout=600)
+    assert second.returncode == 0, second_err[-3000:]
+    first_released = float(first_rest.split()[1])
+    second_entered = float(second_out.split()[1])
+    assert second_entered >= first_released

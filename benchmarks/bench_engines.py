@@ -1,0 +1,778 @@
+"""Seconds per EM iteration and peak memory of each engine, on the CPU.
+
+What is measured
+----------------
+For every ``N`` in ``(1e4, 1e5, 1e6)``, ``M`` in ``(10, 100)`` components,
+``D`` in ``(2, 8)`` features and dtype float32 and float64 (ten Gaussian blobs,
+``covariance_type='full'``), the wall time of one EM iteration (one E-step and
+one M-step over all samples) of
+
+* ``sklearn``: :class:`sklearn.mixture.GaussianMixture`. It does not upcast:
+  float32 data stays float32 in its E-step arrays (its means and precisions,
+  computed from the float64 initial values, mix in float64);
+* ``torch``: ``SparseGaussianMixture(engine='torch', device='cpu')``, dense
+  matmuls over chunks of samples;
+* ``keops``: ``SparseGaussianMixture(engine='keops', device='cpu')``, KeOps
+  symbolic reductions compiled to C++/OpenMP;
+
+and, at the largest ``N`` only (``--memory-n`` changes it), the peak resident
+memory of one fit of each (``max_iter=2``), each in a fresh child process.
+
+All three do the same work: ``sparsity=0`` (maximum likelihood),
+``prune_threshold=0`` (so no component is dropped), ``tol=0`` (so no fit stops
+early) and the same explicit ``weights_init``, ``means_init`` and
+``precisions_init`` (float64, whatever the data's dtype), so no k-means runs
+and the iterates agree. ``|dmu| keops`` and ``|dmu| sk`` are the largest
+differences between the means of the keops (scikit-learn) fit and those of the
+torch fit of the same data and dtype, which checks that.
+
+The arithmetic floor of one iteration is printed next to them, per dtype: the
+two matmuls of the moment formulation (``phi(x) @ theta`` in the E-step and
+``resp^T @ phi`` for the statistics) take ``4 N M F`` flop, ``F = 1 + D +
+D (D + 1) / 2`` moment features, at the rate measured on a large square matmul
+of that dtype, plus ``2 N M`` exponentials at the rate of ``torch.exp`` on a
+large array of that dtype. ``torch/floor`` and ``keops/floor`` show how far
+each engine is from it.
+
+How
+---
+As in ``bench_speed.py``: everything timed runs in one process, with torch and
+the BLAS/OpenMP pools of numpy and scikit-learn (threadpoolctl) set to
+``--threads`` (default 2; KeOps' OpenMP uses every core, two here). A fit with
+``max_iter=k`` costs the initialisation, ``k`` iterations and one more E-step
+in both libraries, so the time per iteration is ``(t(1 + k) - t(1)) / k``,
+which cancels everything but the iterations; ``k = clip(200,000 / N, 2, 20)``,
+and ``k = 1`` for scikit-learn where ``N M >= 1e8`` (about 10-20 s per
+iteration there). The engines' fits are interleaved (their order rotates
+between repeats), and ``(min t(1 + k) - min t(1)) / k`` over the repeats is
+reported (load from other processes only ever adds time): 5 repeats up to
+``N = 10,000``, 3 up to ``100,000``, 2 above, 1 for scikit-learn where
+``N M >= 1e8``. The load average is printed at the start, per row and at the
+end, as the machine may be shared.
+
+Before any timing, a small fit per ``(D, dtype)`` compiles KeOps' formulas
+(or loads them from ``~/.cache/keops*``); its seconds are printed as the
+"warm-up" lines (a cold compile is several seconds per formula).
+
+Memory: each fit runs in its own child process (``sys.executable`` running
+this file with ``--child``) that imports only what it measures (the
+scikit-learn child never imports torch), makes the same data, and reports the
+``VmHWM`` high-water mark of its RSS after the fit (``peak``), its RSS before
+the fit (``base``: interpreter, libraries, data) and ``peak - base``
+(``cost``), in MiB (2**20 bytes), as ``bench_memory.py`` does.
+
+Budget: scikit-learn float32 is skipped where ``N M > --sklearn-float32-max-nm``
+(default ``1e7``, so at ``N = 1e6, M = 100``), in timing and in memory; it costs
+as much as float64 there (one to two minutes per configuration) and the
+smaller sizes already show how it compares with float64. Skipped cells print
+``-``.
+
+Usage
+-----
+``python benchmarks/bench_engines.py`` runs the full grid (about 15 minutes on
+an idle two-core machine); ``--quick`` runs ``N in (1e4, 1e5)``, ``M = 10``,
+``D = 2`` (about a minute). ``--n``, ``--m``, ``--d``, ``--dtypes`` and
+``--engines`` select sizes (comma-separated), ``--memory-n`` the ``N`` of the
+memory fits (``0`` skips them). The table is printed and written to
+``benchmarks/results/bench_engines.txt``, the plot to
+``benchmarks/results/bench_engines.png`` (``_quick`` for ``--quick``,
+``_custom`` when sizes are selected). The text ends with findings computed from
+the measurements: the fastest engine per cell and what that implies for
+``engine='auto'`` on the CPU.
+
+Findings (this machine, two-core AMD EPYC VM, see the results file)
+-------------------------------------------------------------------
+See the end of ``benchmarks/results/bench_engines.txt`` for the figures. In
+short, the dense torch engine is the fastest on this CPU at every size
+measured, in both dtypes; KeOps is several times slower than torch and only
+beats scikit-learn. On the CPU, ``engine='auto'`` should therefore keep
+resolving to ``'torch'``. No GPU was lent to the session that wrote this
+benchmark, so the KeOps GPU engine against dense torch on the GPU is
+unmeasured; that comparison decides whether 'auto' should ever pick KeOps.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+RESULTS = Path(__file__).resolve().parent / "results"
+ENGINES = ("sklearn", "torch", "keops")
+DTYPES = ("float32", "float64")
+FULL_N = (10_000, 100_000, 1_000_000)
+FULL_M = (10, 100)
+FULL_D = (2, 8)
+MEMORY_MAX_ITER = 2
+MIB = 2**20
+
+
+# --------------------------------------------------------------------------
+# Data, initial values, models (no torch at module level: the sklearn child)
+# --------------------------------------------------------------------------
+
+
+def make_data(n_samples, n_features, dtype, n_blobs=10, seed=0):
+    """Samples from ``n_blobs`` Gaussian blobs, made in float64 and cast.
+
+    Returns
+    -------
+    X : numpy.ndarray of shape (n_samples, n_features), of ``dtype``
+    """
+    rng = np.random.default_rng(seed)
+    centers = rng.uniform(-10.0, 10.0, size=(n_blobs, n_features))
+    scales = rng.uniform(0.5, 2.0, size=n_blobs)
+    labels = rng.integers(0, n_blobs, size=n_samples)
+    X = rng.standard_normal((n_samples, n_features))
+    X *= scales[labels, None]
+    X += centers[labels]
+    return X.astype(dtype, copy=False)
+
+
+def make_inits(X, n_components, seed=1):
+    """Uniform weights, means at random samples, a shared precision (float64).
+
+    The shared covariance is the data's covariance shrunk by
+    ``n_components ** (2 / D)``, the volume each component would cover.
+    """
+    rng = np.random.default_rng(seed)
+    n_samples, n_features = X.shape
+    means = X[rng.choice(n_samples, size=n_components, replace=False)]
+    means = means.astype(np.float64)
+    covariance = np.cov(X.T.astype(np.float64)) / n_components ** (2.0 / n_features)
+    precision = np.linalg.inv(covariance)
+    return {
+        "weights_init": np.full(n_components, 1.0 / n_components),
+        "means_init": means,
+        "precisions_init": np.tile(precision, (n_components, 1, 1)),
+    }
+
+
+def make_model(engine, n_components, max_iter, inits):
+    if engine == "sklearn":
+        from sklearn.mixture import GaussianMixture
+
+        # random_from_data is the cheapest way through scikit-learn's
+        # initialisation, whose result the given inits then replace.
+        return GaussianMixture(
+            n_components=n_components,
+            tol=0.0,
+            max_iter=max_iter,
+            init_params="random_from_data",
+            random_state=0,
+            **inits,
+        )
+    from sparse_gmm import SparseGaussianMixture
+
+    return SparseGaussianMixture(
+        n_components=n_components,
+        sparsity=0.0,
+        prune_threshold=0.0,
+        tol=0.0,
+        max_iter=max_iter,
+        engine=engine,
+        device="cpu",
+        random_state=0,
+        **inits,
+    )
+
+
+def timed_fit(engine, X, n_components, max_iter, inits):
+    """``(seconds, n_iter, model)`` of one fit."""
+    model = make_model(engine, n_components, max_iter, inits)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # ConvergenceWarning: tol=0
+        start = time.perf_counter()
+        model.fit(X)
+        seconds = time.perf_counter() - start
+    if engine != "sklearn" and model.n_components_ != n_components:
+        raise RuntimeError(f"{engine} pruned a component: not the same work")
+    return seconds, int(model.n_iter_), model
+
+
+def set_threads(threads):
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(threads)
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(threads)
+
+
+# --------------------------------------------------------------------------
+# Memory: one fit per fresh child process
+# --------------------------------------------------------------------------
+
+
+def _current_rss_mib():
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / MIB
+
+
+def _peak_rss_mib():
+    """``VmHWM``: starts from zero at ``exec``, so it is the child's own peak."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024 / MIB
+    raise RuntimeError("no VmHWM in /proc/self/status")
+
+
+def run_child(engine, n_samples, n_components, n_features, dtype, threads):
+    """Body of a memory child: import, make data, fit, print one JSON line."""
+    if engine != "sklearn":
+        import torch  # noqa: F401  (imported before set_threads sets its pool)
+
+        import sparse_gmm  # noqa: F401
+    else:
+        import sklearn.mixture  # noqa: F401
+    set_threads(threads)
+    X = make_data(n_samples, n_features, dtype)
+    inits = make_inits(X, n_components)
+    base = _current_rss_mib()
+    pre_fit_peak = _peak_rss_mib()
+    seconds, n_iter, _ = timed_fit(engine, X, n_components, MEMORY_MAX_ITER, inits)
+    result = {
+        "base": base,
+        "pre_fit_peak": pre_fit_peak,
+        "peak": _peak_rss_mib(),
+        "seconds": seconds,
+        "n_iter": n_iter,
+        "torch_imported": "torch" in sys.modules,
+    }
+    print("RESULT " + json.dumps(result), flush=True)
+
+
+def measure_memory(engine, n_samples, n_components, n_features, dtype, threads):
+    command = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--child",
+        engine,
+        "--n",
+        str(n_samples),
+        "--m",
+        str(n_components),
+        "--d",
+        str(n_features),
+        "--dtypes",
+        dtype,
+        "--threads",
+        str(threads),
+    ]
+    output = subprocess.run(command, capture_output=True, text=True, check=False)
+    if output.returncode != 0:
+        raise RuntimeError(f"memory child failed:\n{output.stderr[-3000:]}")
+    line = next(x for x in output.stdout.splitlines() if x.startswith("RESULT "))
+    return json.loads(line[len("RESULT ") :])
+
+
+# --------------------------------------------------------------------------
+# Rates and the floor
+# --------------------------------------------------------------------------
+
+
+def n_moment_features(n_features):
+    return 1 + n_features + n_features * (n_features + 1) // 2
+
+
+def best_of(function, repeats=3):
+    function()  # warm-up
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        function()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def machine_rates(dtype_name):
+    """``(flop/s, exp/s)``: a 2048^3 matmul and ``torch.exp`` on 2**23 elements."""
+    import torch
+
+    dtype = getattr(torch, dtype_name)
+    size = 2048
+    a = torch.randn(size, size, dtype=dtype)
+    b = torch.randn(size, size, dtype=dtype)
+    out = torch.empty_like(a)
+    flops = 2 * size**3 / best_of(lambda: torch.mm(a, b, out=out))
+    x = torch.randn(2**23, dtype=dtype)
+    y = torch.empty_like(x)
+    exps = x.numel() / best_of(lambda: torch.exp(x, out=y))
+    return flops, exps
+
+
+def floor_seconds(n, m, d, rates):
+    flops, exps = rates
+    return 4 * n * m * n_moment_features(d) / flops + 2 * n * m / exps
+
+
+# --------------------------------------------------------------------------
+# Timing
+# --------------------------------------------------------------------------
+
+
+def iteration_span(engine, n, m):
+    if engine == "sklearn" and n * m >= 1e8:
+        return 1
+    return int(np.clip(round(200_000 / n), 2, 20))
+
+
+def n_repeats(engine, n, m):
+    if engine == "sklearn" and n * m >= 1e8:
+        return 1
+    return 5 if n <= 10_000 else 3 if n <= 100_000 else 2
+
+
+def time_cell(X, m, engines):
+    """Seconds per iteration of each engine on ``X``, with ``M = m``.
+
+    ``(min t(1 + k) - min t(1)) / k`` over the repeats: on a shared machine the
+    noise only ever adds time, so the minimum of each is the steadiest figure.
+
+    Returns
+    -------
+    seconds : dict engine -> float
+    spans : dict engine -> int (the ``k``)
+    means : dict engine -> ndarray (the long fit's means)
+    """
+    n = X.shape[0]
+    inits = make_inits(X, m)
+    short, long = {e: [] for e in engines}, {e: [] for e in engines}
+    means = {}
+    for repeat in range(max(n_repeats(e, n, m) for e in engines)):
+        shift = repeat % len(engines)
+        for engine in engines[shift:] + engines[:shift]:
+            if repeat >= n_repeats(engine, n, m):
+                continue
+            k = iteration_span(engine, n, m)
+            t_short, n_short, _ = timed_fit(engine, X, m, 1, inits)
+            t_long, n_long, model = timed_fit(engine, X, m, 1 + k, inits)
+            if (n_short, n_long) != (1, 1 + k):
+                raise RuntimeError(
+                    f"{engine} N={n} M={m} D={X.shape[1]} {X.dtype}: stopped early "
+                    f"({n_short}, {n_long} iterations of 1, {1 + k})"
+                )
+            short[engine].append(t_short)
+            long[engine].append(t_long)
+            means[engine] = model.means_
+    spans = {e: iteration_span(e, n, m) for e in engines}
+    seconds = {e: (min(long[e]) - min(short[e])) / spans[e] for e in engines}
+    return seconds, spans, means
+
+
+def warm_up(d, dtype, engines):
+    """Seconds of a first small fit per engine: KeOps compiles or loads here."""
+    X = make_data(2_000, d, dtype, seed=3)
+    inits = make_inits(X, 10)
+    out = {}
+    for engine in engines:
+        if engine == "sklearn":
+            continue
+        out[engine] = timed_fit(engine, X, 10, 2, inits)[0]
+    return out
+
+
+# --------------------------------------------------------------------------
+# Report
+# --------------------------------------------------------------------------
+
+
+def fmt(value, spec):
+    return format(value, spec) if value is not None else "-"
+
+
+def ratio(a, b):
+    return a / b if a is not None and b is not None else None
+
+
+def speed_table(rows):
+    columns = (
+        f"{'N':>9} {'M':>3} {'D':>2} {'dtype':>7} {'k sk/t/ko':>9} "
+        f"{'sklearn':>8} {'torch':>8} {'keops':>8} {'floor':>8} "
+        f"{'torch/fl':>8} {'keops/fl':>8} {'keops/t':>7} {'sk/torch':>8} "
+        f"{'|dmu| keops':>11} {'|dmu| sk':>8} {'load':>4}"
+    )
+    lines = [columns, "-" * len(columns)]
+    for r in rows:
+        s = r["seconds"]
+        sk, to, ko = s.get("sklearn"), s.get("torch"), s.get("keops")
+        spans = "/".join(str(r["spans"].get(e, "-")) for e in ENGINES)
+        lines.append(
+            f"{r['n']:>9,} {r['m']:>3} {r['d']:>2} {r['dtype']:>7} {spans:>9} "
+            f"{fmt(sk, '>8.4f'):>8} {fmt(to, '>8.4f'):>8} {fmt(ko, '>8.4f'):>8} "
+            f"{r['floor']:>8.4f} "
+            f"{fmt(ratio(to, r['floor']), '>7.1f')}x "
+            f"{fmt(ratio(ko, r['floor']), '>7.1f')}x "
+            f"{fmt(ratio(ko, to), '>6.1f')}x {fmt(ratio(sk, to), '>7.1f')}x "
+            f"{fmt(r['drift'].get('keops'), '>11.1e'):>11} "
+            f"{fmt(r['drift'].get('sklearn'), '>8.1e'):>8} {r['load']:>4.1f}"
+        )
+    return lines
+
+
+def memory_table(rows):
+    columns = (
+        f"{'N':>9} {'M':>3} {'D':>2} {'dtype':>7} {'engine':>7} {'base':>6} "
+        f"{'pre-fit':>7} {'peak':>6} {'cost':>6} {'fit s':>6}"
+    )
+    lines = [columns, "-" * len(columns)]
+    for r in rows:
+        lines.append(
+            f"{r['n']:>9,} {r['m']:>3} {r['d']:>2} {r['dtype']:>7} {r['engine']:>7} "
+            f"{r['base']:>6.0f} {r['pre_fit_peak']:>7.0f} {r['peak']:>6.0f} "
+            f"{r['peak'] - r['base']:>6.0f} {r['seconds']:>6.1f}"
+        )
+    return lines
+
+
+def findings(rows, memory_rows):
+    """A paragraph computed from the rows: who is fastest where, by how much."""
+    lines = ["findings"]
+    cells = [r for r in rows if {"torch", "keops"} <= r["seconds"].keys()]
+    if cells:
+        keops_wins = [r for r in cells if r["seconds"]["keops"] < r["seconds"]["torch"]]
+        kt = [r["seconds"]["keops"] / r["seconds"]["torch"] for r in cells]
+        lines.append(
+            f"- keops/torch time ratio over {len(cells)} cells: "
+            f"{min(kt):.1f}x to {max(kt):.1f}x (median {statistics.median(kt):.1f}x); "
+            f"keops faster than torch in {len(keops_wins)} of them"
+            + (
+                ": "
+                + ", ".join(
+                    f"N={r['n']:,} M={r['m']} D={r['d']} {r['dtype']}"
+                    for r in keops_wins
+                )
+                if keops_wins
+                else "."
+            )
+        )
+        big = max(r["n"] for r in cells)
+        for r in (r for r in cells if r["n"] == big):
+            s = r["seconds"]
+            fastest = min(s, key=s.get)
+            others = ", ".join(
+                f"{e} {s[e] / s[fastest]:.1f}x"
+                for e in ENGINES
+                if e in s and e != fastest
+            )
+            lines.append(
+                f"  N={big:,} M={r['m']:>3} D={r['d']} {r['dtype']}: fastest {fastest} "
+                f"({s[fastest]:.3f} s/it, {s[fastest] / r['floor']:.1f}x the floor); "
+                f"{others}"
+            )
+    for dtype in DTYPES:
+        pairs = [r for r in cells if r["dtype"] == dtype and "sklearn" in r["seconds"]]
+        if pairs:
+            sk = [r["seconds"]["sklearn"] / r["seconds"]["torch"] for r in pairs]
+            ko = [r["seconds"]["sklearn"] / r["seconds"]["keops"] for r in pairs]
+            lines.append(
+                f"- {dtype}: sklearn/torch {min(sk):.1f}x to {max(sk):.1f}x, "
+                f"sklearn/keops {min(ko):.1f}x to {max(ko):.1f}x"
+            )
+    by32 = {
+        (r["n"], r["m"], r["d"]): r["seconds"] for r in cells if r["dtype"] == "float32"
+    }
+    for engine in ("torch", "keops"):
+        gains = [
+            r["seconds"][engine] / by32[(r["n"], r["m"], r["d"])][engine]
+            for r in cells
+            if r["dtype"] == "float64" and (r["n"], r["m"], r["d"]) in by32
+        ]
+        if gains:
+            lines.append(
+                f"- {engine}: float64/float32 time {min(gains):.2f}x to "
+                f"{max(gains):.2f}x (above 1: float32 faster)"
+            )
+    if memory_rows:
+        for engine in ENGINES:
+            peaks = [r["peak"] for r in memory_rows if r["engine"] == engine]
+            costs = [
+                r["peak"] - r["base"] for r in memory_rows if r["engine"] == engine
+            ]
+            if peaks:
+                lines.append(
+                    f"- memory at N={memory_rows[0]['n']:,}, {engine}: peak "
+                    f"{min(peaks):.0f}-{max(peaks):.0f} MiB, fit cost "
+                    f"{min(costs):.0f}-{max(costs):.0f} MiB"
+                )
+    if cells:
+        rule = (
+            "keep engine='auto' -> 'torch' on the CPU: KeOps did not win a cell"
+            if not keops_wins
+            else "KeOps won some cells (listed above): an 'auto' rule on the CPU "
+            "would have to pick it only there"
+        )
+        lines.append(f"- rule for engine='auto' on the CPU: {rule}.")
+    lines.append(
+        "- no GPU was lent to the session that ran this, so the KeOps GPU engine "
+        "against dense torch on the GPU is unmeasured."
+    )
+    return lines
+
+
+def plot(rows, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = sorted({(r["m"], r["d"]) for r in rows})
+    columns = min(2, len(panels))
+    n_rows = -(-len(panels) // columns)
+    figure, axes = plt.subplots(
+        n_rows, columns, figsize=(5.5 * columns, 4.2 * n_rows), squeeze=False
+    )
+    colors = {"sklearn": "C0", "torch": "C1", "keops": "C2"}
+    styles = {"float64": ("o", "-"), "float32": ("s", "-.")}
+    floor_colors = {"float64": "0.2", "float32": "0.6"}
+    for axis, (m, d) in zip(axes.flat, panels, strict=False):
+        for dtype in DTYPES:
+            subset = sorted(
+                (r for r in rows if (r["m"], r["d"], r["dtype"]) == (m, d, dtype)),
+                key=lambda r: r["n"],
+            )
+            if not subset:
+                continue
+            marker, line = styles[dtype]
+            for engine in ENGINES:
+                points = [
+                    (r["n"], r["seconds"][engine])
+                    for r in subset
+                    if engine in r["seconds"]
+                ]
+                if points:
+                    axis.loglog(
+                        *zip(*points, strict=True),
+                        marker=marker,
+                        ls=line,
+                        color=colors[engine],
+                        label=f"{engine} {dtype}",
+                    )
+            axis.loglog(
+                [r["n"] for r in subset],
+                [r["floor"] for r in subset],
+                "--",
+                color=floor_colors[dtype],
+                label=f"floor {dtype}",
+            )
+        axis.set(xlabel="n_samples", ylabel="seconds per EM iteration")
+        axis.set_title(f"M={m}, D={d}, full covariances")
+        axis.grid(True, which="major", alpha=0.3)
+        axis.legend(fontsize=7)
+    for axis in list(axes.flat)[len(panels) :]:
+        axis.set_visible(False)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def header(threads, rates, warm):
+    import sklearn
+    import torch
+    from threadpoolctl import threadpool_info
+
+    pools = sorted(
+        {
+            f"{p['internal_api']}={p['num_threads']}"
+            for p in threadpool_info()
+            if p["user_api"] in ("blas", "openmp")
+        }
+    )
+    from importlib.metadata import version
+
+    lines = [
+        "bench_engines: seconds per EM iteration and peak memory per engine, CPU, "
+        "covariance_type='full'",
+        f"python {platform.python_version()}, numpy {np.__version__}, "
+        f"scikit-learn {sklearn.__version__}, torch {torch.__version__}, "
+        f"pykeops {version('pykeops')}; {os.cpu_count()} cores "
+        f"({platform.processor() or platform.machine()}), "
+        f"load average {os.getloadavg()[0]:.2f} at start",
+        f"threads: torch {torch.get_num_threads()}, numpy/sklearn pools "
+        f"{', '.join(pools)} (requested {threads}); KeOps' OpenMP: all cores",
+    ]
+    for dtype, (flops, exps) in rates.items():
+        lines.append(
+            f"measured rates {dtype}: matmul {flops / 1e9:.1f} GFLOP/s, "
+            f"torch.exp {exps / 1e6:.0f} M/s"
+        )
+    for (d, dtype), seconds in warm.items():
+        lines.append(
+            f"warm-up fit (N=2,000, M=10) D={d} {dtype}: "
+            + ", ".join(f"{e} {s:.2f} s" for e, s in seconds.items())
+        )
+    lines += [
+        "s/it = (min t(max_iter=1+k) - min t(max_iter=1)) / k over the repeats; "
+        "k per engine (sklearn/torch/keops) in column 'k sk/t/ko'",
+        "floor = 4 N M F / matmul rate + 2 N M / exp rate (that dtype), "
+        "F = 1 + D + D(D+1)/2",
+        "|dmu| = max |means - means of the torch fit|, same data and dtype; "
+        "'-' = not run (see the budget note)",
+    ]
+    return lines
+
+
+def parse_list(text, kind):
+    return tuple(kind(float(x)) if kind is int else kind(x) for x in text.split(","))
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="N<=1e5, M=10, D=2")
+    parser.add_argument("--n", help="comma-separated N (e.g. 1e4,1e5)")
+    parser.add_argument("--m", help="comma-separated M")
+    parser.add_argument("--d", help="comma-separated D")
+    parser.add_argument("--dtypes", help="float32,float64")
+    parser.add_argument("--engines", help="sklearn,torch,keops")
+    parser.add_argument(
+        "--memory-n", type=float, help="N of the memory fits; 0: none (default max N)"
+    )
+    parser.add_argument("--sklearn-float32-max-nm", type=float, default=1e7)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--child", choices=ENGINES, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        run_child(
+            args.child, int(args.n), int(args.m), int(args.d), args.dtypes, args.threads
+        )
+        return
+
+    import torch  # noqa: F401  (so that set_threads sets its pool too)
+
+    set_threads(args.threads)
+    custom = any((args.n, args.m, args.d, args.dtypes, args.engines))
+    ns, ms, ds = (
+        ((10_000, 100_000), (10,), (2,)) if args.quick else (FULL_N, FULL_M, FULL_D)
+    )
+    ns = parse_list(args.n, int) if args.n else ns
+    ms = parse_list(args.m, int) if args.m else ms
+    ds = parse_list(args.d, int) if args.d else ds
+    dtypes = parse_list(args.dtypes, str) if args.dtypes else DTYPES
+    engines = parse_list(args.engines, str) if args.engines else ENGINES
+    memory_n = max(ns) if args.memory_n is None else int(args.memory_n)
+
+    def runs(engine, n, m, dtype):
+        return engine in engines and not (
+            engine == "sklearn"
+            and dtype == "float32"
+            and n * m > args.sklearn_float32_max_nm
+        )
+
+    rates = {dtype: machine_rates(dtype) for dtype in dtypes}
+    warm = {(d, dtype): warm_up(d, dtype, engines) for d in ds for dtype in dtypes}
+    lines = header(args.threads, rates, warm)
+    print("\n".join(lines), flush=True)
+    print("\n".join(speed_table([])), flush=True)
+    rows = []
+    for n in ns:
+        for m in ms:
+            for d in ds:
+                for dtype in dtypes:
+                    X = make_data(n, d, dtype)
+                    cell = tuple(e for e in ENGINES if runs(e, n, m, dtype))
+                    seconds, spans, means = time_cell(X, m, cell)
+                    drift = {
+                        e: float(np.max(np.abs(means[e] - means["torch"])))
+                        for e in means
+                        if e != "torch" and "torch" in means
+                    }
+                    rows.append(
+                        {
+                            "n": n,
+                            "m": m,
+                            "d": d,
+                            "dtype": dtype,
+                            "seconds": seconds,
+                            "spans": spans,
+                            "drift": drift,
+                            "floor": floor_seconds(n, m, d, rates[dtype]),
+                            "load": os.getloadavg()[0],
+                        }
+                    )
+                    print(speed_table(rows[-1:])[-1], flush=True)
+    memory_rows = []
+    if memory_n:
+        print(f"\nmemory, one fit (max_iter={MEMORY_MAX_ITER}) per fresh process:")
+        print("\n".join(memory_table([])), flush=True)
+        for m in ms:
+            for d in ds:
+                for dtype in dtypes:
+                    for engine in ENGINES:
+                        if not runs(engine, memory_n, m, dtype):
+                            continue
+                        result = measure_memory(
+                            engine, memory_n, m, d, dtype, args.threads
+                        )
+                        if engine == "sklearn" and result["torch_imported"]:
+                            raise RuntimeError("the sklearn child imported torch")
+                        memory_rows.append(
+                            {
+                                "n": memory_n,
+                                "m": m,
+                                "d": d,
+                                "dtype": dtype,
+                                "engine": engine,
+                            }
+                            | result
+                        )
+                        print(memory_table(memory_rows[-1:])[-1], flush=True)
+    skipped = sorted(
+        {
+            f"N={n:,} M={m}"
+            for n in ns
+            for m in ms
+            if "sklearn" in engines and not runs("sklearn", n, m, "float32")
+        }
+    )
+    budget = (
+        [
+            "budget: sklearn float32 skipped (timing and memory) at "
+            + "; ".join(skipped)
+            + f" (N M > {args.sklearn_float32_max_nm:.0e})"
+        ]
+        if skipped
+        else []
+    )
+    report = [
+        *lines,
+        *budget,
+        "",
+        *speed_table(rows),
+    ]
+    if memory_rows:
+        report += [
+            "",
+            f"peak resident memory of one fit (max_iter={MEMORY_MAX_ITER}), each in "
+            "a fresh child process; MiB; base = RSS after imports and data, "
+            "cost = peak - base",
+            *memory_table(memory_rows),
+        ]
+    report += [
+        "",
+        f"load average {os.getloadavg()[0]:.2f} at the end",
+        "",
+        *findings(rows, memory_rows),
+    ]
+    print("\n".join(report[len(lines) :]))
+    RESULTS.mkdir(exist_ok=True)
+    stem = (
+        "bench_engines"
+        + ("_quick" if args.quick else "")
+        + ("_custom" if custom else "")
+    )
+    (RESULTS / f"{stem}.txt").write_text("\n".join(report) + "\n")
+    plot(rows, RESULTS / f"{stem}.png")
+    print(f"\nwritten to {RESULTS / stem}.txt and .png")
+
+
+if __name__ == "__main__":
+    main()
