@@ -333,7 +333,7 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
         sample_weight = _check_sample_weight(
             sample_weight, X, dtype=X.dtype, ensure_non_negative=True
         )
-        engine = make_engine(self.engine, self.device)
+        engine = make_engine(self.engine, self.device, self.verbose)
         X_device = engine.as_tensor(X)
         weight_device = engine.as_tensor(sample_weight)
         prior = resolve_prior(self.prior)

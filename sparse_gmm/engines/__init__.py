@@ -51,8 +51,11 @@ def resolve_device(device) -> torch.device:
     return device
 
 
-def make_engine(engine, device) -> Engine:
-    """The engine named by the estimator's ``engine`` parameter, on ``device``."""
+def make_engine(engine, device, verbose=0) -> Engine:
+    """The engine named by the estimator's ``engine`` parameter, on ``device``.
+
+    ``verbose >= 2`` lets KeOps print its compilations.
+    """
     device = resolve_device(device)
     if engine in ("auto", "torch"):
         return TorchEngine(device)
@@ -61,5 +64,5 @@ def make_engine(engine, device) -> Engine:
         # of `import sparse_gmm` costs nothing.
         from ._keops import KeOpsEngine
 
-        return KeOpsEngine(device)
+        return KeOpsEngine(device, verbose=verbose >= 2)
     raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}.")

@@ -32,8 +32,12 @@ class KeOpsUnavailableError(RuntimeError):
     """KeOps cannot be imported or cannot compile its formulas here."""
 
 
-def _keops():
-    """``(LazyTensor, build_folder)``, importing pykeops quietly on first use."""
+def _keops(verbose=None):
+    """``(LazyTensor, build_folder)``, importing pykeops on first use.
+
+    KeOps prints what it compiles; that is silenced unless ``verbose`` (None
+    leaves the setting as it is).
+    """
     with _IMPORT_LOCK:
         os.environ.setdefault("KEOPS_VERBOSE", "0")
         os.environ.setdefault("PYKEOPS_VERBOSE", "0")
@@ -45,6 +49,8 @@ def _keops():
                 f"KeOps (pykeops) cannot be imported: {error!r}. Install it with "
                 "`pip install pykeops`, or use engine='torch'."
             ) from error
+        if verbose is not None:
+            pykeops.set_verbose(bool(verbose))
         return LazyTensor, pykeops.get_build_folder()
 
 
@@ -81,12 +87,15 @@ class KeOpsEngine(Engine):
     Parameters
     ----------
     device : torch.device
+    verbose : bool, default=False
+        Let KeOps print its compilations.
     """
 
     name = "keops"
 
-    def __init__(self, device="cpu"):
+    def __init__(self, device="cpu", verbose=False):
         super().__init__(device)
+        self.verbose = verbose
         self._dense = TorchEngine(device)
 
     @staticmethod
@@ -115,7 +124,7 @@ class KeOpsEngine(Engine):
 
         Also returns the key that identifies its compiled formula.
         """
-        LazyTensor, _ = _keops()
+        LazyTensor, _ = _keops(self.verbose)
         dtype = X.dtype
         x = LazyTensor(X[:, None, :])
         means = LazyTensor(parameters.means.to(dtype)[None, :, :])
@@ -157,7 +166,7 @@ class KeOpsEngine(Engine):
         return labels[:, 0].long()
 
     def statistics(self, X, sample_weight, parameters):
-        LazyTensor, _ = _keops()
+        LazyTensor, _ = _keops(self.verbose)
         covariance_type = parameters.covariance_type
         n_features = parameters.n_features
         center = mixture_center(parameters, X.dtype)
