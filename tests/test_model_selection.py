@@ -1,0 +1,47 @@
+"""Pipelines, GridSearchCV over sparsity, and the information-criterion scorers."""
+
+import numpy as np
+from sklearn.model_selection import GridSearchCV, KFold
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from sparse_gmm import SparseGaussianMixture, aic_scorer, bic_scorer
+
+from .conftest import gaussian_mixture_sample
+
+
+def test_grid_search_over_sparsity_in_a_pipeline_with_process_workers():
+    X, _ = gaussian_mixture_sample(n_samples=1200, n_components=4, seed=6)
+    search = GridSearchCV(
+        make_pipeline(StandardScaler(), SparseGaussianMixture(12, random_state=0)),
+        {"sparsegaussianmixture__sparsity": [0.5, 4.0, 16.0]},
+        cv=KFold(3, shuffle=True, random_state=0),
+        n_jobs=2,
+    ).fit(X)
+    assert search.best_params_["sparsegaussianmixture__sparsity"] in (0.5, 4.0, 16.0)
+    scores = search.cv_results_["mean_test_score"]
+    assert np.all(np.isfinite(scores))
+    assert np.isfinite(search.score(X))
+    assert search.best_estimator_[-1].n_components_ <= 12
+
+
+def test_bic_scorer_selects_the_true_size():
+    X, _ = gaussian_mixture_sample(n_samples=2000, n_components=4, seed=7)
+    search = GridSearchCV(
+        SparseGaussianMixture(sparsity=0.0, random_state=0),
+        {"n_components": [1, 2, 3, 4, 5, 6, 7]},
+        scoring=bic_scorer,
+        cv=KFold(3, shuffle=True, random_state=0),
+    ).fit(X)
+    assert search.best_params_["n_components"] == 4
+    model = search.best_estimator_
+    assert bic_scorer(model, X) == -model.bic(X)
+    assert aic_scorer(model, X) == -model.aic(X)
+
+
+def test_scorers_see_through_a_pipeline():
+    X, _ = gaussian_mixture_sample(n_samples=600, n_components=3, seed=8)
+    pipeline = make_pipeline(StandardScaler(), SparseGaussianMixture(6, random_state=0))
+    pipeline.fit(X)
+    scaled = pipeline[0].transform(X)
+    assert bic_scorer(pipeline, X) == -pipeline[-1].bic(scaled)
