@@ -7,14 +7,16 @@ with ``n_components=100`` starting components and ``max_iter=5`` to
 ``N = 2,000,000`` float32 samples in ``D = 2`` dimensions (ten Gaussian blobs),
 once with
 
-* ``SparseGaussianMixture(n_components=100, engine='torch', device='cpu',
-  max_iter=5, init_params=..., random_state=0)`` and once with
+* ``SparseGaussianMixture(n_components=100, engine=..., device='cpu',
+  max_iter=5, init_params=..., random_state=0)``, with ``engine='torch'``
+  (the default) or ``engine='keops'`` (``--engine keops``), and once with
 * ``sklearn.mixture.GaussianMixture(n_components=100, max_iter=5,
   init_params=..., random_state=0)``,
 
-on the same data. The target is a sparse_gmm peak under 1 GB in total;
-scikit-learn materialises several dense ``(N, n_components)`` arrays and needs
-several GB.
+on the same data. The target is a sparse_gmm peak under 1 GB in total, with
+either engine; scikit-learn materialises several dense ``(N, n_components)``
+arrays and needs several GB. ``--skip-sklearn`` leaves scikit-learn's fit out
+(it does not depend on the engine and takes minutes).
 
 How
 ---
@@ -48,9 +50,14 @@ depends on it). scikit-learn's fit dominates the run time: about 1.5 minutes
 per fit on an idle two-core machine, several minutes when the machine is shared,
 and its k-means initialisation (``--init kmeans``) adds a k-means fit to both
 libraries. ``--quick`` runs ``N = 200,000`` as a smoke test (under a minute
-when idle). The table is printed and written to
-``benchmarks/results/bench_memory.txt`` (``bench_memory_quick.txt`` for
-``--quick``).
+when idle). ``--engine keops`` measures sparse_gmm with the KeOps engine (its
+formulas compile on first use, or load from ``~/.cache/keops*``; the compile
+runs in g++ child processes, outside the measured process's RSS). The table is
+printed and written to ``benchmarks/results/bench_memory.txt``, with
+``_quick`` for ``--quick``, ``_keops`` for ``--engine keops`` and
+``_nosklearn`` for ``--skip-sklearn`` added to the name (so that
+``python benchmarks/bench_memory.py --engine keops --skip-sklearn`` writes
+``bench_memory_keops_nosklearn.txt``).
 """
 
 from __future__ import annotations
@@ -128,7 +135,7 @@ def _peak_rss_mib():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / MIB
 
 
-def run_child(library, n_samples, init_params, threads):
+def run_child(library, n_samples, init_params, threads, engine="torch"):
     """Body of the child process: import, make data, fit, print one JSON line."""
     from threadpoolctl import threadpool_limits
 
@@ -141,7 +148,7 @@ def run_child(library, n_samples, init_params, threads):
         torch.set_num_threads(threads)
         model = SparseGaussianMixture(
             n_components=N_COMPONENTS,
-            engine="torch",
+            engine=engine,
             device="cpu",
             max_iter=MAX_ITER,
             init_params=init_params,
@@ -166,6 +173,7 @@ def run_child(library, n_samples, init_params, threads):
     seconds = time.perf_counter() - start
     result = {
         "library": library,
+        "engine": engine if library == "sparse_gmm" else "-",
         "init": init_params,
         "n_samples": n_samples,
         "dtype": str(X.dtype),
@@ -180,7 +188,7 @@ def run_child(library, n_samples, init_params, threads):
     print("RESULT " + json.dumps(result), flush=True)
 
 
-def measure(library, n_samples, init_params, threads, interval=0.005):
+def measure(library, n_samples, init_params, threads, engine, interval=0.005):
     """Run one fit in a fresh child; return its report plus the sampled peak."""
     import psutil
 
@@ -195,6 +203,8 @@ def measure(library, n_samples, init_params, threads, interval=0.005):
         init_params,
         "--threads",
         str(threads),
+        "--engine",
+        engine,
     ]
     child = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     process = psutil.Process(child.pid)
@@ -214,7 +224,7 @@ def measure(library, n_samples, init_params, threads, interval=0.005):
     return result
 
 
-def header(n_samples, threads):
+def header(n_samples, threads, engine):
     # Versions from the metadata: the parent imports neither torch nor
     # scikit-learn, so that its own RSS stays small (see _peak_rss_mib).
     from importlib.metadata import version
@@ -233,6 +243,7 @@ def header(n_samples, threads):
         f"{os.cpu_count()} cores, {memory:.1f} GiB RAM, "
         f"load average {os.getloadavg()[0]:.1f} at start",
         f"threads: {threads} (torch.set_num_threads and threadpoolctl, in each child)",
+        f"sparse_gmm engine: {engine!r}, device='cpu'",
         "env: " + ", ".join(f"{k}={v}" for k, v in env.items()),
         "MiB = 2**20 bytes; peak = child's VmHWM after the fit; "
         "baseline = child's RSS after imports and data;",
@@ -242,14 +253,14 @@ def header(n_samples, threads):
 
 def table(results):
     columns = (
-        f"{'library':<11} {'init':<17} {'baseline':>9} {'pre-fit':>8} "
+        f"{'library':<16} {'init':<17} {'baseline':>9} {'pre-fit':>8} "
         f"{'peak':>8} {'fit cost':>9} {'sampled':>8} {'fit s':>7} "
         f"{'iter':>4} {'comps':>5}"
     )
     lines = [columns, "-" * len(columns)]
     for r in results:
         lines.append(
-            f"{r['library']:<11} {r['init']:<17} {r['baseline']:>9.0f} "
+            f"{label(r):<16} {r['init']:<17} {r['baseline']:>9.0f} "
             f"{r['pre_fit_peak']:>8.0f} {r['peak']:>8.0f} "
             f"{r['peak'] - r['baseline']:>9.0f} {r['sampled']:>8.0f} "
             f"{r['seconds']:>7.1f} {r['n_iter']:>4d} {r['n_components']:>5d}"
@@ -257,21 +268,34 @@ def table(results):
     return lines
 
 
+def label(result):
+    """``sparse_gmm/<engine>`` or ``sklearn``."""
+    if result["library"] == "sparse_gmm":
+        return f"sparse_gmm/{result.get('engine', 'torch')}"
+    return result["library"]
+
+
 def summary(results, n_samples):
     lines = []
     by_key = {(r["library"], r["init"]): r for r in results}
     for init in dict.fromkeys(r["init"] for r in results):
-        ours, theirs = by_key[("sparse_gmm", init)], by_key[("sklearn", init)]
-        ratio = theirs["peak"] / ours["peak"]
-        cost_ratio = (theirs["peak"] - theirs["baseline"]) / max(
-            ours["peak"] - ours["baseline"], 1.0
-        )
+        ours, theirs = by_key[("sparse_gmm", init)], by_key.get(("sklearn", init))
         verdict = "yes" if ours["peak"] < TARGET_MIB else "NO"
-        lines.append(
-            f"init={init}: sparse_gmm peak {ours['peak']:.0f} MiB, "
-            f"sklearn peak {theirs['peak']:.0f} MiB -> sklearn/sparse_gmm = "
-            f"{ratio:.1f}x in total, {cost_ratio:.1f}x in fit cost"
-        )
+        if theirs is None:
+            lines.append(
+                f"init={init}: {label(ours)} peak {ours['peak']:.0f} MiB, fit cost "
+                f"{ours['peak'] - ours['baseline']:.0f} MiB (scikit-learn not run)"
+            )
+        else:
+            ratio = theirs["peak"] / ours["peak"]
+            cost_ratio = (theirs["peak"] - theirs["baseline"]) / max(
+                ours["peak"] - ours["baseline"], 1.0
+            )
+            lines.append(
+                f"init={init}: {label(ours)} peak {ours['peak']:.0f} MiB, "
+                f"sklearn peak {theirs['peak']:.0f} MiB -> sklearn/sparse_gmm = "
+                f"{ratio:.1f}x in total, {cost_ratio:.1f}x in fit cost"
+            )
         if n_samples == N_FULL:
             lines.append(
                 f"  target (sparse_gmm peak < {TARGET_MIB:.0f} MiB): {verdict}"
@@ -288,27 +312,39 @@ def main(argv=None):
         default="random_from_data",
     )
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--engine",
+        choices=("torch", "keops"),
+        default="torch",
+        help="sparse_gmm's engine (default torch)",
+    )
+    parser.add_argument(
+        "--skip-sklearn", action="store_true", help="measure sparse_gmm only"
+    )
     parser.add_argument("--child", choices=("sparse_gmm", "sklearn"))
     parser.add_argument("--n-samples", type=int)
     args = parser.parse_args(argv)
     if args.child:
-        run_child(args.child, args.n_samples, args.init, args.threads)
+        run_child(args.child, args.n_samples, args.init, args.threads, args.engine)
         return
     n_samples = N_QUICK if args.quick else N_FULL
     inits = ("random_from_data", "kmeans") if args.init == "both" else (args.init,)
-    lines = header(n_samples, args.threads)
+    lines = header(n_samples, args.threads, args.engine)
     for line in lines:
         print(line, flush=True)
     results = []
     for init in inits:
-        for library in ("sparse_gmm", "sklearn"):
+        libraries = ("sparse_gmm",) if args.skip_sklearn else ("sparse_gmm", "sklearn")
+        for library in libraries:
             print(f"... {library}, init={init}", flush=True)
-            results.append(measure(library, n_samples, init, args.threads))
+            results.append(measure(library, n_samples, init, args.threads, args.engine))
     report = [*lines, "", *table(results), "", *summary(results, n_samples)]
     print()
     print("\n".join(report[len(lines) + 1 :]))
     RESULTS.mkdir(exist_ok=True)
-    name = "bench_memory_quick.txt" if args.quick else "bench_memory.txt"
+    name = "bench_memory" + ("_quick" if args.quick else "")
+    name += "" if args.engine == "torch" else f"_{args.engine}"
+    name += "_nosklearn.txt" if args.skip_sklearn else ".txt"
     (RESULTS / name).write_text("\n".join(report) + "\n")
     print(f"\nwritten to {RESULTS / name}")
 
