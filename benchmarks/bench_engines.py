@@ -93,23 +93,25 @@ Findings (two-core AMD EPYC VM, load average 1-2.4 from other work)
 --------------------------------------------------------------------
 Numbers from ``benchmarks/results/bench_engines.txt``. The dense torch engine
 is the fastest engine at ``M = 100`` everywhere: 1.7-9x faster than KeOps
-(6-9x at ``D = 8``, where KeOps runs at 16-28x the arithmetic floor while
-torch stays at 1.8-3.9x) and 12-26x faster than scikit-learn at ``N >= 1e5``
-(float64 ``N = 1e6``: 1.19 s against 14.0 s per iteration at ``D = 2``,
-2.11 s against 26.5 s at ``D = 8``). At ``M = 10`` the two engines are within
-2.6x of each other and KeOps wins at ``N = 1e6`` (0.17 against 0.18 s float32
-and 0.23 against 0.35 s float64 at ``D = 2``; 1.39 against 1.68 s float64 at
-``D = 8``), by at most 1.6x: there torch runs at 7-24x the floor, because
-building the moment features ``phi`` costs per sample, whatever ``M``. KeOps'
-float32 is not faster than its float64 (0.65-1.7x), torch's float32 is about
-1.5-1.9x faster at ``M = 100``. Peak memory at ``N = 1e6``: torch 438-607 MiB,
-KeOps 374-511 MiB, scikit-learn 635-689 MiB at ``M = 10`` and 4.8 GB at
-``M = 100``. Rule for ``engine='auto'`` on the CPU: keep ``'torch'``; a size
-rule (KeOps for small ``M`` and large ``N``) would gain under 2x where both
-are fast, lose up to 9x when ``M`` is larger, and adds a compile of 5-25 s per
-new ``(D, dtype)`` formula. No GPU was lent to the session that wrote this
-benchmark, so the KeOps GPU engine against dense torch on the GPU is
-unmeasured; that comparison decides whether 'auto' should ever pick KeOps.
+(5-9x at ``D = 8``, where KeOps runs at 12-28x the arithmetic floor while
+torch stays within 1.8-5x of it at ``M = 100``) and 12-24x faster than
+scikit-learn at ``N >= 1e5`` (float64, ``N = 1e6``: 1.19 s against 14.0 s per
+iteration at ``D = 2``, 2.11 s against 26.5 s at ``D = 8``). At ``M = 10`` the
+two engines are within 2.6x of each other and KeOps wins at ``N = 1e6`` (0.17
+against 0.18 s float32 and 0.23 against 0.35 s float64 at ``D = 2``; 1.39
+against 1.68 s float64 at ``D = 8``), by at most 1.6x: there torch runs at
+7-24x the floor, because building the moment features ``phi`` costs per
+sample, whatever ``M``. KeOps' float32 ranges from 1.5x slower (small ``N``)
+to 1.7x faster (``N = 1e6, D = 8``) than its float64; torch's float32 is
+1.3-1.9x faster than its float64 at ``M = 100``. Peak memory at ``N = 1e6``:
+torch 438-607 MiB, KeOps 374-511 MiB, scikit-learn 635-689 MiB at ``M = 10``
+and 4.8 GB at ``M = 100``. Rule for ``engine='auto'`` on the CPU: keep
+``'torch'``; a size rule (KeOps for small ``M`` and large ``N``) would gain
+under 2x where both are fast, lose up to 9x when ``M`` is larger, and adds a
+compile of 5-25 s per new ``(D, dtype)`` formula. No GPU was lent to the
+session that wrote this benchmark, so the KeOps GPU engine against dense torch
+on the GPU is unmeasured; that comparison decides whether 'auto' should ever
+pick KeOps.
 """
 
 from __future__ import annotations
