@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from .._gaussian import MixtureParameters
+from .._moments import log_density_coefficients
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,29 @@ def mixture_center(parameters: MixtureParameters, dtype: torch.dtype) -> torch.T
     return center.to(dtype).to(torch.float64)
 
 
+class _WeightedLogLikelihood(torch.autograd.Function):
+    """``sum_i w_i log p(x_i)`` as a function of the coefficients ``theta``.
+
+    Its gradient with respect to ``theta[:, j]`` is ``sum_i w_i r_ij phi(x_i)``,
+    which is exactly the E-step's moments: the backward pass is the statistics
+    pass that every engine already has, so no engine keeps a per-chunk graph
+    or compiles a gradient formula.
+    """
+
+    @staticmethod
+    def forward(ctx, theta, statistics):
+        computed = statistics()
+        ctx.save_for_backward(computed.moments)
+        return torch.tensor(
+            computed.log_likelihood, dtype=torch.float64, device=theta.device
+        )
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        (moments,) = ctx.saved_tensors
+        return grad_output * moments.T, None
+
+
 class Engine(ABC):
     """The primitives over all samples that the solvers and the estimator call.
 
@@ -90,15 +114,27 @@ class Engine(ABC):
     def most_likely_component(self, X, parameters: MixtureParameters) -> torch.Tensor:
         """``argmax_j r_ij``, shape (n_samples,), int64."""
 
-    @abstractmethod
     def log_likelihood(self, X, sample_weight, parameters: MixtureParameters):
         """``sum_i w_i log p(x_i)``, differentiable in the parameters' tensors.
+
+        The gradient flows through the log-density coefficients ``theta``
+        (see :mod:`sparse_gmm._moments`); its value is the E-step's moments.
 
         Returns
         -------
         torch.Tensor
             A float64 scalar with a gradient for autograd.
         """
+        center = mixture_center(parameters, X.dtype)
+        theta = log_density_coefficients(parameters, center)
+
+        def statistics():
+            # Engines shift by the same mixture_center, so the moments are
+            # in theta's frame.
+            with torch.no_grad():
+                return self.statistics(X, sample_weight, parameters)
+
+        return _WeightedLogLikelihood.apply(theta, statistics)
 
     @abstractmethod
     def statistics(

@@ -44,10 +44,18 @@ def _keops(verbose=None):
         try:
             import pykeops
             from pykeops.torch import LazyTensor
-        except Exception as error:  # ImportError, or a truncated cache pickle
+        except ModuleNotFoundError as error:
             raise KeOpsUnavailableError(
-                f"KeOps (pykeops) cannot be imported: {error!r}. Install it with "
+                f"KeOps (pykeops) is not installed ({error}). Install it with "
                 "`pip install pykeops`, or use engine='torch'."
+            ) from error
+        except Exception as error:
+            # pykeops unpickles its cache index on import: a truncated file
+            # there makes the import itself raise.
+            raise KeOpsUnavailableError(
+                f"KeOps (pykeops) cannot be imported: {error!r}. Its cache may "
+                "be damaged: delete KeOps' cache folder (KEOPS_CACHE_FOLDER, by "
+                "default ~/.cache/keops*), or use engine='torch'."
             ) from error
         if verbose is not None:
             pykeops.set_verbose(bool(verbose))
@@ -74,7 +82,9 @@ def _first_compile_lock(key):
             raise KeOpsUnavailableError(
                 f"KeOps could not compile or run its formula ({type(error).__name__}: "
                 f"{error}). It needs a C++ compiler (g++) on the CPU, or CUDA's "
-                "nvrtc on a GPU; use engine='torch' otherwise."
+                "nvrtc on a GPU; a module left damaged by a compile that stopped "
+                f"half-way stays in its cache folder ({build_folder}) until "
+                "`pykeops.clean_pykeops()` clears it. Use engine='torch' otherwise."
             ) from error
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
@@ -193,10 +203,6 @@ class KeOpsEngine(Engine):
             log_likelihood=float(log_likelihood),
             total_weight=float(sample_weight.sum(dtype=torch.float64)),
         )
-
-    def log_likelihood(self, X, sample_weight, parameters):
-        log_density = self._log_density(X, parameters)
-        return (sample_weight * log_density).sum().to(torch.float64)
 
 
 def _pack(moments, covariance_type, n_features):

@@ -41,26 +41,6 @@ def _logsumexp(log_joint):
     return (peak + torch.log(scaled.sum(dim=1, keepdim=True)))[:, 0]
 
 
-class _WeightedLogLikelihood(torch.autograd.Function):
-    """``sum_i w_i log p(x_i)`` as a function of the coefficients ``theta``.
-
-    Its gradient with respect to ``theta[:, j]`` is ``sum_i w_i r_ij phi(x_i)``,
-    which is exactly the E-step's moments: the backward pass costs nothing
-    and no per-chunk graph is kept.
-    """
-
-    @staticmethod
-    def forward(ctx, theta, accumulate):
-        moments, log_likelihood = accumulate(theta.detach())
-        ctx.save_for_backward(moments)
-        return log_likelihood
-
-    @staticmethod
-    def backward(ctx, grad_output):
-        (moments,) = ctx.saved_tensors
-        return grad_output * moments.T, None
-
-
 class TorchEngine(Engine):
     """Dense torch engine, on CPU or CUDA.
 
@@ -166,13 +146,3 @@ class TorchEngine(Engine):
             log_likelihood=float(log_likelihood),
             total_weight=float(sample_weight.sum(dtype=torch.float64)),
         )
-
-    def log_likelihood(self, X, sample_weight, parameters):
-        theta, center = self._coefficients(parameters, X.dtype)
-
-        def accumulate(detached_theta):
-            return self._accumulate(
-                X, sample_weight, detached_theta, center, parameters.covariance_type
-            )
-
-        return _WeightedLogLikelihood.apply(theta, accumulate)
