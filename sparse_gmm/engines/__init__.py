@@ -1,29 +1,59 @@
 """Compute engines and the rule that picks one.
 
-``engine='auto'`` resolves to ``'torch'``. On this project's CPU machines the
-dense chunked engine beat every KeOps formula per iteration (DESIGN.md,
-section 6) and KeOps adds a compile of seconds per formula; KeOps' case is the
-GPU, where it has not been measured yet, so 'auto' does not pick it until it
-is. ``engine='keops'`` uses it on request.
+``engine='auto'`` picks, for each fit and each prediction, by this rule:
+
+1. ``'torch'`` if KeOps already failed in this process, or pykeops is not
+   installed.
+2. ``'keops'`` on a CUDA device: KeOps' GPU kernels reduce over components
+   without the ``chunk x n_components`` blocks that dense torch streams
+   through memory. Not yet measured on a GPU by this project
+   (``benchmarks/bench_engines.py`` has only run on CPUs).
+3. ``'keops'`` on the CPU when ``n_samples >= KEOPS_MIN_SAMPLES_CPU``
+   (1,000,000), ``n_components <= KEOPS_MAX_COMPONENTS_CPU`` (10) and
+   ``n_features <= KEOPS_MAX_FEATURES_CPU`` (8): the only cells of
+   ``benchmarks/results/bench_engines.txt`` where KeOps matched or beat the
+   chunked torch engine per iteration (0.6x to 1.1x torch's time) at half its
+   memory, and where a fit is long enough to repay a cold compile (about 5 s
+   per formula, once per dimension and dtype, then cached).
+4. ``'torch'`` otherwise: on the CPU it was faster in the other 20 of 24
+   cells, by up to 9x.
+
+When 'auto' has chosen KeOps and KeOps cannot import, compile or run, the
+call is redone with torch and one :class:`EngineFallbackWarning` is issued
+(see :mod:`sparse_gmm.engines._fallback`). ``engine='keops'`` raises
+:class:`KeOpsUnavailableError` instead, naming the cause.
 ``device='auto'`` is CUDA when ``torch.cuda.is_available()``, else the CPU.
 """
 
 from __future__ import annotations
 
+import importlib.util
+
 import torch
 
 from ._base import Engine, SufficientStatistics
+from ._fallback import EngineFallbackWarning, FallbackEngine, keops_failed
+
+# _keops imports pykeops only when a KeOps engine first computes.
+from ._keops import KeOpsEngine, KeOpsUnavailableError
 from ._torch import TorchEngine
 
 __all__ = [
     "Engine",
+    "EngineFallbackWarning",
+    "KeOpsEngine",
+    "KeOpsUnavailableError",
     "SufficientStatistics",
     "TorchEngine",
+    "choose_engine",
     "make_engine",
     "resolve_device",
 ]
 
 ENGINES = ("auto", "torch", "keops")
+KEOPS_MIN_SAMPLES_CPU = 1_000_000
+KEOPS_MAX_COMPONENTS_CPU = 10
+KEOPS_MAX_FEATURES_CPU = 8
 
 
 def resolve_device(device) -> torch.device:
@@ -51,18 +81,57 @@ def resolve_device(device) -> torch.device:
     return device
 
 
-def make_engine(engine, device, verbose=0) -> Engine:
+def choose_engine(n_samples, n_components, n_features, device) -> str:
+    """The engine, 'torch' or 'keops', that ``engine='auto'`` picks (rule above).
+
+    Parameters
+    ----------
+    n_samples, n_components, n_features : int
+    device : torch.device
+
+    Returns
+    -------
+    str
+    """
+    if keops_failed() or importlib.util.find_spec("pykeops") is None:
+        return "torch"
+    if device.type == "cuda":
+        return "keops"
+    if (
+        n_samples >= KEOPS_MIN_SAMPLES_CPU
+        and n_components <= KEOPS_MAX_COMPONENTS_CPU
+        and n_features <= KEOPS_MAX_FEATURES_CPU
+    ):
+        return "keops"
+    return "torch"
+
+
+def make_engine(engine, device, shape, verbose=0) -> Engine:
     """The engine named by the estimator's ``engine`` parameter, on ``device``.
 
-    ``verbose >= 2`` lets KeOps print its compilations.
+    Parameters
+    ----------
+    engine : {'auto', 'torch', 'keops'}
+    device : str or torch.device
+        The estimator's ``device`` parameter.
+    shape : tuple of int
+        ``(n_samples, n_components, n_features)`` of the work, for 'auto'.
+    verbose : int, default=0
+        ``verbose >= 2`` lets KeOps print its compilations.
+
+    Returns
+    -------
+    Engine
     """
     device = resolve_device(device)
-    if engine in ("auto", "torch"):
+    if engine == "torch":
         return TorchEngine(device)
     if engine == "keops":
-        # Imported here: the module imports pykeops lazily, but keeping it out
-        # of `import sparse_gmm` costs nothing.
-        from ._keops import KeOpsEngine
-
         return KeOpsEngine(device, verbose=verbose >= 2)
+    if engine == "auto":
+        if choose_engine(*shape, device) == "torch":
+            return TorchEngine(device)
+        return FallbackEngine(
+            KeOpsEngine(device, verbose=verbose >= 2), TorchEngine(device)
+        )
     raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}.")
