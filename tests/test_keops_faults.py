@@ -1,6 +1,8 @@
 """KeOps faults: the package imports and 'auto' fits whatever KeOps does."""
 
+import itertools
 import os
+import pickle
 import re
 import subprocess
 import sys
@@ -31,43 +33,114 @@ def _path_without_compilers(folder):
 
 SCRIPT = textwrap.dedent(
     """
+    import warnings
+
     import numpy as np
     from sparse_gmm import SparseGaussianMixture
-    from sparse_gmm.engines._keops import KeOpsUnavailableError
+    from sparse_gmm.engines import (
+        EngineFallbackWarning, KeOpsUnavailableError, choose_engine, resolve_device
+    )
 
-    X = np.random.default_rng(0).normal(size=(300, 2))
+    # A million samples and 3 components: a size at which the 'auto' rule
+    # picks KeOps on the CPU, so the fallback itself is exercised.
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(1_000_000, 2)) + rng.choice([-4.0, 0.0, 4.0], (1_000_000, 1))
+    # Importing sparse_gmm and asking for the rule never touch pykeops.
+    print("RULE", choose_engine(len(X), 3, 2, resolve_device("cpu")))
+    small = X[:300]
     model = SparseGaussianMixture(3, engine="keops")
     try:
-        model.fit(X)
+        model.fit(small)
     except KeOpsUnavailableError as error:
         print("KEOPS-ERROR", error)
     assert not hasattr(model, "weights_")
-    auto = SparseGaussianMixture(3, engine="auto").fit(X)
+
+    kwargs = dict(init_params="random_from_data", max_iter=5, random_state=0)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        auto = SparseGaussianMixture(3, engine="auto", **kwargs).fit(X)
+        auto.predict(X[:1000])
+    fallbacks = [w for w in caught if w.category is EngineFallbackWarning]
+    print("WARNINGS", len(fallbacks), fallbacks[0].message if fallbacks else "")
+    reference = SparseGaussianMixture(3, engine="torch", **kwargs).fit(X)
+    print("ENGINE", auto.engine_)
+    print("SAME", np.allclose(auto.means_, reference.means_, atol=1e-10))
     print("AUTO", np.isfinite(auto.score(X)))
     """
 )
 
 
-def test_no_compiler_gives_a_clear_error_and_auto_still_fits(tmp_path):
+# A compiler that dies half-way: it leaves a truncated module where KeOps
+# expects the compiled one, as a killed or out-of-disk compile does.
+HALF_WAY_COMPILER = """#!/bin/sh
+while [ $# -gt 0 ]; do
+  if [ "$1" = "-o" ]; then printf '\\177ELF truncated' > "$2"; fi
+  shift
+done
+exit 1
+"""
+
+
+def _truncate_keops_cache_index(env):
+    """Write the cache index pykeops unpickles on import, cut short."""
+    result = subprocess.run(
+        [sys.executable, "-c", "import pykeops; print(pykeops.get_build_folder())"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    build_folder = result.stdout.strip().splitlines()[-1]
+    whole = pickle.dumps({"formula" * 20: list(range(100))})
+    for name in os.listdir(build_folder):
+        if name.endswith(".pkl"):
+            with open(os.path.join(build_folder, name), "wb") as index:
+                index.write(whole[: len(whole) // 3])
+
+
+def _faulty_environment(fault, tmp_path):
     env = dict(
         os.environ,
-        PATH=_path_without_compilers(tmp_path / "bin"),
         KEOPS_CACHE_FOLDER=str(tmp_path / "keops-cache"),
         LOKY_MAX_CPU_COUNT="2",
     )
+    if fault == "no compiler":
+        env["PATH"] = _path_without_compilers(tmp_path / "bin")
+    elif fault == "truncated cache":
+        _truncate_keops_cache_index(env)
+    elif fault == "compile dies half-way":
+        compiler = tmp_path / "g++"
+        compiler.write_text(HALF_WAY_COMPILER)
+        compiler.chmod(0o755)
+        env["CXX"] = str(compiler)
+    return env
+
+
+@pytest.mark.parametrize(
+    ("fault", "cause"),
+    [
+        ("no compiler", "compiler"),
+        ("truncated cache", "truncated"),
+        ("compile dies half-way", "compiler"),
+    ],
+)
+def test_keops_faults_give_a_clear_error_and_auto_still_fits(fault, cause, tmp_path):
     result = subprocess.run(
         [sys.executable, "-c", SCRIPT],
-        env=env,
+        env=_faulty_environment(fault, tmp_path),
         capture_output=True,
         text=True,
         timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    error = next(
-        line for line in result.stdout.splitlines() if line.startswith("KEOPS-ERROR")
-    )
-    assert "KeOps" in error and "compiler" in error and "engine='torch'" in error
-    assert "AUTO True" in result.stdout
+    lines = dict(line.split(" ", 1) for line in result.stdout.splitlines())
+    assert lines["RULE"] == "keops"
+    error = lines["KEOPS-ERROR"]
+    assert "KeOps" in error and cause in error and "engine='torch'" in error
+    assert lines["WARNINGS"].startswith("1 engine='auto' chose KeOps")
+    assert lines["ENGINE"] == "torch"
+    assert lines["SAME"] == "True"
+    assert lines["AUTO"] == "True"
 
 
 def test_importing_sparse_gmm_does_not_import_pykeops():
@@ -127,3 +200,72 @@ def test_first_compile_lock_excludes_other_processes(tmp_path):
     first_released = float(first_rest.split()[1])
     second_entered = float(second_out.split()[1])
     assert second_entered >= first_released
+
+
+COMPILE_RACE = textwrap.dedent(
+    """
+    import contextlib, os, sys, time
+    import numpy as np
+    from sparse_gmm import SparseGaussianMixture
+    from sparse_gmm.engines import _keops
+
+    index, n_processes, barrier = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+    locked = _keops._first_compile_lock
+
+    @contextlib.contextmanager
+    def logged(key):
+        first = key not in _keops._COMPILED
+        with locked(key):
+            entered = time.time()
+            yield
+            if first:
+                print("SECTION", "/".join(map(str, key)), entered, time.time())
+
+    _keops._first_compile_lock = logged
+    _keops._keops()  # import pykeops before the race starts
+    open(os.path.join(barrier, str(index)), "w").close()
+    while len(os.listdir(barrier)) < n_processes:
+        time.sleep(0.01)
+    X = np.random.default_rng(0).normal(size=(500, 3))
+    model = SparseGaussianMixture(4, engine="torch", random_state=0, max_iter=5)
+    # One formula (the log-density) keeps the race short.
+    model.fit(X).set_params(engine="keops")
+    print("SCORE", repr(model.score(X)))
+    """
+)
+
+
+def test_four_processes_compiling_into_an_empty_cache_take_turns(tmp_path):
+    """Every first compile holds the lock alone, and every process fits."""
+    n_processes = 4
+    env = dict(os.environ, KEOPS_CACHE_FOLDER=str(tmp_path / "keops-cache"))
+    barrier = tmp_path / "barrier"
+    barrier.mkdir()
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", COMPILE_RACE, str(i), str(n_processes), barrier],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(n_processes)
+    ]
+    outputs = [process.communicate(timeout=900) for process in processes]
+    for process, (_, stderr) in zip(processes, outputs, strict=True):
+        assert process.returncode == 0, stderr[-3000:]
+
+    sections, scores = [], set()
+    for stdout, _ in outputs:
+        for line in stdout.splitlines():
+            kind, *fields = line.split()
+            if kind == "SECTION":
+                sections.append((fields[0], float(fields[1]), float(fields[2])))
+            elif kind == "SCORE":
+                scores.add(fields[0])
+    assert len(scores) == 1  # the same fit in every process
+    assert len(sections) >= n_processes  # each process compiled or loaded
+    # The lock is one per build folder: no two first calls overlap in time.
+    sections.sort(key=lambda section: section[1])
+    for before, after in itertools.pairwise(sections):
+        assert after[1] >= before[2], (before, after)
