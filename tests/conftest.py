@@ -2,6 +2,12 @@
 
 import numpy as np
 import pytest
+import torch
+
+# The tests fit thousands of small models, and small tensors gain nothing from
+# a second thread; on a loaded machine two threads made a 533 x 6 exp 1,000
+# times slower (oversubscribed OpenMP). Subprocess tests set their own.
+torch.set_num_threads(1)
 
 
 def gaussian_mixture_sample(
