@@ -1,8 +1,15 @@
 """Sparse Gaussian mixtures that choose their number of components."""
 
+from ._cv import SparseGaussianMixtureCV
 from ._estimator import SparseGaussianMixture
 from ._scoring import aic_scorer, bic_scorer
 
 __version__ = "0.1.0"
 
-__all__ = ["SparseGaussianMixture", "__version__", "aic_scorer", "bic_scorer"]
+__all__ = [
+    "SparseGaussianMixture",
+    "SparseGaussianMixtureCV",
+    "__version__",
+    "aic_scorer",
+    "bic_scorer",
+]

@@ -2,7 +2,7 @@
 
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from sparse_gmm import SparseGaussianMixture
+from sparse_gmm import SparseGaussianMixture, SparseGaussianMixtureCV
 
 # Small starting sizes: the checks fit on as few as 10-30 samples.
 ESTIMATORS = [
@@ -10,6 +10,7 @@ ESTIMATORS = [
     SparseGaussianMixture(
         n_components=3, sparsity=0.0, covariance_type="diag", random_state=0
     ),
+    SparseGaussianMixtureCV(n_components=2, n_sparsities=2, cv=2, random_state=0),
 ]
 
 EXPECTED_FAILED_CHECKS = {
@@ -25,7 +26,10 @@ EXPECTED_FAILED_CHECKS = {
 
 
 @parametrize_with_checks(
-    ESTIMATORS, expected_failed_checks=lambda est: EXPECTED_FAILED_CHECKS
+    ESTIMATORS,
+    expected_failed_checks=lambda estimator: (
+        EXPECTED_FAILED_CHECKS if isinstance(estimator, SparseGaussianMixture) else {}
+    ),
 )
 def test_sklearn_compatible_estimator(estimator, check):
     check(estimator)
