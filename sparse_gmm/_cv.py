@@ -65,12 +65,49 @@ def _relaxed(model, X, sample_weight):
     return relaxed.fit(X, sample_weight=sample_weight)
 
 
-def _fold_path(estimator, X, sample_weight, train, test, sparsities, scorer, relax):
-    """Fit one fold along increasing sparsities, each fit warm-started.
+def _path_models(estimator, X, sample_weight, sparsities, path):
+    """Yield the fit at each of the increasing ``sparsities``, in order.
 
-    Once a fit keeps a single component, every larger sparsity gives the same
-    fit (one component has weight 1 and a constant penalty), so the path ends
-    there and its last score is repeated.
+    ``path='restart'`` starts every fit from one initialisation of the
+    components (k-means, say), computed once; ``path='warm'`` starts each fit
+    from the previous one's survivors. The path ends after a fit that keeps a
+    single component: one component has weight 1 and a constant penalty, so
+    every larger sparsity gives that fit again.
+
+    Parameters
+    ----------
+    estimator : SparseGaussianMixture
+    X : ndarray of shape (n_samples, n_features)
+    sample_weight : ndarray of shape (n_samples,) or None
+    sparsities : ndarray of shape (n_sparsities,)
+    path : {'restart', 'warm'}
+
+    Yields
+    ------
+    SparseGaussianMixture
+        Fitted; with ``path='warm'`` the same object is refitted next.
+    """
+    if path == "warm":
+        model = clone(estimator).set_params(warm_start=True)
+    else:
+        start = clone(estimator).set_params(max_iter=0)
+        start.fit(X, sample_weight=sample_weight)
+        initialisation = {
+            "weights_init": start.weights_,
+            "means_init": start.means_,
+            "precisions_init": start.precisions_,
+        }
+    for sparsity in sparsities:
+        if path == "restart":
+            model = clone(estimator).set_params(**initialisation)
+        model.set_params(sparsity=sparsity).fit(X, sample_weight=sample_weight)
+        yield model
+        if model.n_components_ == 1:
+            return
+
+
+def _fold_path(estimator, X, sample_weight, train, test, sparsities, options):
+    """Scores of one fold's path; see :func:`_path_models`.
 
     Parameters
     ----------
@@ -79,28 +116,26 @@ def _fold_path(estimator, X, sample_weight, train, test, sparsities, scorer, rel
     sample_weight : ndarray of shape (n_samples,) or None
     train, test : ndarray of int
     sparsities : ndarray of shape (n_sparsities,), increasing
-    scorer : callable
-    relax : bool
+    options : dict
+        ``scorer``, ``path`` and ``relax``.
 
     Returns
     -------
     scores, n_components, fit_times : ndarray of shape (n_sparsities,)
+        Past the end of a path, the last values are repeated (times are 0).
     """
-    model = clone(estimator).set_params(warm_start=True)
     weight = None if sample_weight is None else sample_weight[train]
     scores = np.empty(len(sparsities))
     n_components = np.empty(len(sparsities), dtype=np.int64)
     fit_times = np.zeros(len(sparsities))
-    for k, sparsity in enumerate(sparsities):
-        if k and n_components[k - 1] == 1:
-            scores[k:], n_components[k:] = scores[k - 1], 1
-            break
-        started = time.perf_counter()
-        model.set_params(sparsity=sparsity).fit(X[train], sample_weight=weight)
+    models = _path_models(estimator, X[train], weight, sparsities, options["path"])
+    started = time.perf_counter()
+    for k, model in enumerate(models):
+        scored = _relaxed(model, X[train], weight) if options["relax"] else model
         fit_times[k] = time.perf_counter() - started
-        scored = _relaxed(model, X[train], weight) if relax else model
-        scores[k] = scorer(scored, X[test])
-        n_components[k] = model.n_components_
+        scores[k:] = options["scorer"](scored, X[test])
+        n_components[k:] = model.n_components_
+        started = time.perf_counter()
     return scores, n_components, fit_times
 
 
@@ -108,10 +143,11 @@ class SparseGaussianMixtureCV(DensityMixin, BaseEstimator):
     """Sparse Gaussian mixture with the sparsity chosen by cross-validation.
 
     In the manner of scikit-learn's ``LassoCV``: each fold is fitted along a
-    grid of increasing sparsities, every fit starting from the previous
-    one's survivors (the first fit does the work; the others take a few
-    iterations), the sparsity with the best held-out score is kept, and a
-    model is refitted on all the data along the same path up to it.
+    grid of increasing sparsities, every fit of a fold starting from the
+    fold's one initialisation (k-means is run once per fold, not per fit),
+    each fit's survivors are scored on the held-out part after a relaxed
+    refit (below), the sparsity with the best mean score is kept, and a model
+    is refitted on all the data at that sparsity.
 
     Parameters
     ----------
@@ -119,13 +155,13 @@ class SparseGaussianMixtureCV(DensityMixin, BaseEstimator):
         Starting number of components of every path.
     sparsities : array-like of float, default=None
         The grid. By default ``n_sparsities`` values geometrically spaced
-        from ``0.02 * n_components`` to ``2 * n_components``: the penalty acts
+        from ``0.05 * n_components`` to ``3 * n_components``: the penalty acts
         through ``sparsity / n_components`` (nats per square-root weight), and
-        that range runs from almost no pruning to well past the values that
+        that range runs from little pruning to well past the values that
         recovered mixtures best (0.2 to 0.8, ``benchmarks/bench_defaults.py``).
         The data decide where each path ends: once a fold keeps a single
         component, larger sparsities are not fitted.
-    n_sparsities : int, default=10
+    n_sparsities : int, default=8
     cv : int, cross-validation generator or iterable, default=5
         An integer means ``KFold`` with shuffling, seeded by ``random_state``
         (data sorted by component would otherwise lose whole components in
@@ -147,6 +183,13 @@ class SparseGaussianMixtureCV(DensityMixin, BaseEstimator):
         estimates them. Without it, the prior's shrinkage of the light
         weights lowers the held-out score of the sparser models, and the
         selection drifts to smaller sparsities with spurious components.
+    path : {'restart', 'warm'}, default='restart'
+        'restart' fits every sparsity from the fold's initialisation. 'warm'
+        starts each fit from the previous sparsity's survivors, as
+        ``LassoCV`` does: cheaper, but a converged mixture keeps its
+        components as the sparsity grows (in 5 dimensions the warm path kept
+        18-20 of 20 components up to ``sparsity = 2 * n_components``, where a
+        fresh start keeps the true 4 or 5), so its choices are worse.
     covariance_type, tol, reg_covar, max_iter, init_params, prune_threshold, \
             solver, prior, removal_moves, engine, device, random_state :
         As in :class:`SparseGaussianMixture`.
@@ -167,8 +210,8 @@ class SparseGaussianMixtureCV(DensityMixin, BaseEstimator):
     best_index_ : int
         Index of ``sparsity_`` in ``sparsities_``.
     best_estimator_ : SparseGaussianMixture
-        Fitted on all the data along the path up to ``sparsity_`` (then
-        relaxed: its ``sparsity`` parameter is then 0).
+        Fitted on all the data at ``sparsity_`` (along the path up to it with
+        ``path='warm'``), then relaxed: its ``sparsity`` parameter is then 0.
     weights_, means_, covariances_, precisions_, precisions_cholesky_, \
             n_components_, active_components_, converged_, n_iter_, \
             lower_bound_, objective_ :
@@ -201,6 +244,7 @@ class SparseGaussianMixtureCV(DensityMixin, BaseEstimator):
         "scoring": [StrOptions(set(get_scorer_names())), callable, None],
         "selection": [StrOptions({"one_standard_error", "best"})],
         "relax": ["boolean"],
+        "path": [StrOptions({"restart", "warm"})],
         "n_jobs": [Integral, None],
         "verbose": ["verbose"],
     }
@@ -210,11 +254,12 @@ class SparseGaussianMixtureCV(DensityMixin, BaseEstimator):
         n_components=20,
         *,
         sparsities=None,
-        n_sparsities=10,
+        n_sparsities=8,
         cv=5,
         scoring=None,
         selection="best",
         relax=True,
+        path="restart",
         covariance_type="full",
         tol=1e-4,
         reg_covar=1e-6,
@@ -237,6 +282,7 @@ class SparseGaussianMixtureCV(DensityMixin, BaseEstimator):
         self.scoring = scoring
         self.selection = selection
         self.relax = relax
+        self.path = path
         self.covariance_type = covariance_type
         self.tol = tol
         self.reg_covar = reg_covar
@@ -259,7 +305,7 @@ class SparseGaussianMixtureCV(DensityMixin, BaseEstimator):
 
     def _grid(self):
         if self.sparsities is None:
-            return np.geomspace(0.02, 2.0, self.n_sparsities) * self.n_components
+            return np.geomspace(0.05, 3.0, self.n_sparsities) * self.n_components
         grid = np.sort(np.asarray(self.sparsities, dtype=np.float64).ravel())
         if grid.size == 0 or not np.all(np.isfinite(grid)) or np.any(grid < 0):
             raise ValueError(
@@ -298,10 +344,14 @@ class SparseGaussianMixtureCV(DensityMixin, BaseEstimator):
         if isinstance(cv, Integral):
             cv = KFold(cv, shuffle=True, random_state=seed)
         folds = list(check_cv(cv).split(X))
-        scorer = check_scoring(estimator, scoring=self.scoring)
+        options = {
+            "scorer": check_scoring(estimator, scoring=self.scoring),
+            "path": self.path,
+            "relax": self.relax,
+        }
         paths = Parallel(n_jobs=self.n_jobs, verbose=self.verbose)(
             delayed(_fold_path)(
-                estimator, X, sample_weight, train, test, sparsities, scorer, self.relax
+                estimator, X, sample_weight, train, test, sparsities, options
             )
             for train, test in folds
         )
@@ -309,8 +359,15 @@ class SparseGaussianMixtureCV(DensityMixin, BaseEstimator):
             np.array(part) for part in zip(*paths, strict=True)
         )
         best = _select(scores, self.selection)
-        best_estimator = _refit_along_path(
-            estimator, X, sample_weight, sparsities[: best + 1], self.relax
+        # The refit follows the folds' path to the chosen sparsity.
+        prefix = sparsities[: best + 1] if self.path == "warm" else [sparsities[best]]
+        *_, best_estimator = _path_models(
+            estimator, X, sample_weight, prefix, self.path
+        )
+        if self.relax:
+            best_estimator = _relaxed(best_estimator, X, sample_weight)
+        best_estimator.set_params(
+            warm_start=False, weights_init=None, means_init=None, precisions_init=None
         )
         if self.verbose:
             print(
@@ -444,18 +501,6 @@ def _select(scores, selection):
         return best
     standard_error = scores[:, best].std(ddof=1) / np.sqrt(scores.shape[0])
     return int(np.flatnonzero(mean >= mean[best] - standard_error).max())
-
-
-def _refit_along_path(estimator, X, sample_weight, sparsities, relax):
-    """The fit on all the data along ``sparsities``, as each fold was fitted."""
-    model = clone(estimator).set_params(warm_start=True)
-    for sparsity in sparsities:
-        model.set_params(sparsity=sparsity).fit(X, sample_weight=sample_weight)
-        if model.n_components_ == 1:
-            break
-    if relax:
-        model = _relaxed(model, X, sample_weight)
-    return model.set_params(warm_start=False)
 
 
 def _cv_results(sparsities, scores, n_components, fit_times):

@@ -54,9 +54,15 @@ def test_cv_results_follow_grid_search_layout(fitted):
     assert_allclose(results["mean_test_score"], splits.mean(axis=0))
     assert_allclose(results["std_test_score"], splits.std(axis=0))
     assert results["rank_test_score"][np.argmax(results["mean_test_score"])] == 1
-    # A warm-started path can only lose components as the sparsity grows.
-    assert np.all(np.diff(results["mean_n_components"]) <= 0)
     assert results["mean_n_components"][0] > 4
+    assert results["mean_n_components"][-1] <= 4
+
+
+def test_warm_path_only_loses_components(four_blobs):
+    model = SparseGaussianMixtureCV(8, n_sparsities=4, cv=3, path="warm")
+    model.set_params(random_state=0).fit(four_blobs)
+    assert np.all(np.diff(model.cv_results_["mean_n_components"]) <= 0)
+    assert model.best_estimator_.get_params()["warm_start"] is False
 
 
 def test_best_rule_and_one_standard_error_rule(four_blobs, fitted):
