@@ -5,7 +5,7 @@ What is compared
 On mixtures of known size and on data sets that scikit-learn ships:
 
 ``SGM-CV``
-    ``SparseGaussianMixtureCV(20)`` at its defaults (5 folds, 8 sparsities).
+    ``SparseGaussianMixtureCV(20)`` at its defaults (5 folds, 6 sparsities).
 ``SGM``
     ``SparseGaussianMixture()`` at its defaults (20 components, sparsity 8).
 ``GM-BIC``
@@ -19,7 +19,8 @@ The mixtures are those of ``bench_defaults.py`` (weights from a Dirichlet(1)
 with a floor of 0.05, random full covariances, means ``sep`` apart in units of
 the largest standard deviation: 5 "separated", 2.5 "overlapping"), with
 ``K`` in {3, 6} components in ``D`` in {2, 5, 8} dimensions, two seeds, 2,000
-training samples and 5,000 held-out ones; the held-out mean log-likelihood is
+training samples (and, with one seed and ``D`` in {2, 5}, 20,000), 5,000
+held-out ones; the held-out mean log-likelihood is
 reported minus that of the true mixture (0 is perfect). scikit-learn's iris,
 wine and breast-cancer data are standardised and split 70/30 (no true size;
 their class counts are shown for reference).
@@ -86,11 +87,16 @@ def fit_method(name, X, seed):
 
 
 def mixture_cases(quick):
+    """``(K, D, sep, N, seed)`` of each mixture."""
     if quick:
-        return [(3, 2, "separated", 0), (6, 5, "overlapping", 0)]
-    return list(
-        itertools.product((3, 6), (2, 5, 8), ("separated", "overlapping"), (0, 1))
+        return [(3, 2, "separated", 2000, 0), (6, 5, "overlapping", 2000, 0)]
+    small = itertools.product(
+        (3, 6), (2, 5, 8), ("separated", "overlapping"), (2000,), (0, 1)
     )
+    large = itertools.product(
+        (3, 6), (2, 5), ("separated", "overlapping"), (20000,), (0,)
+    )
+    return [*small, *large]
 
 
 def sklearn_cases():
@@ -107,9 +113,9 @@ def sklearn_cases():
 
 def run(quick):
     rows, cv_models = [], {}
-    for K, D, sep, seed in mixture_cases(quick):
-        X, X_test, true_ll = dataset(K, D, sep, 2000, seed)
-        row = {"data": f"K={K} D={D} {sep} s{seed}", "K": K, "sep": sep}
+    for K, D, sep, N, seed in mixture_cases(quick):
+        X, X_test, true_ll = dataset(K, D, sep, N, seed)
+        row = {"data": f"K={K} D={D} {sep} N={N} s{seed}", "K": K, "sep": sep, "N": N}
         for name in METHODS:
             started = time.perf_counter()
             found, model = fit_method(name, X, seed)
@@ -123,7 +129,7 @@ def run(quick):
         rows.append(row)
         print(format_row(row), flush=True)
     for data, X, X_test, n_classes in sklearn_cases():
-        row = {"data": f"{data} ({n_classes} classes)", "K": None, "sep": "sklearn"}
+        row = {"data": f"{data} ({n_classes} cl.)", "K": None, "sep": "sklearn"}
         for name in METHODS:
             started = time.perf_counter()
             found, model = fit_method(name, X, 0)
@@ -142,7 +148,7 @@ def format_row(row):
         f" | {row[m]['n']:>3} {row[m]['gap']:>8.3f} {row[m]['time']:>6.1f}s"
         for m in METHODS
     )
-    return f"{row['data']:<32}{cells}"
+    return f"{row['data']:<36}{cells}"
 
 
 def summary(rows):
@@ -179,7 +185,7 @@ def plot(cv_models, path):
     figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
     for data, model in cv_models.items():
         results = model.cv_results_
-        if not data.endswith("s0"):
+        if not data.endswith("N=2000 s0"):
             continue
         line = left.plot(model.sparsities_, results["mean_n_components"], "o-")[0]
         left.plot(model.sparsity_, model.n_components_, "*", ms=14, c=line.get_color())
@@ -212,7 +218,7 @@ def main(argv=None):
         "true mixture; raw for the scikit-learn data sets) and wall time",
         f"python {platform.python_version()}, sparse_gmm {sparse_gmm.__version__}, "
         f"scikit-learn {sklearn.__version__}, torch {torch.__version__}, 1 thread",
-        f"{'data':<32}" + "".join(f" | {m:<6} n      gap   time" for m in METHODS),
+        f"{'data':<36}" + "".join(f" | {m:<6} n      gap   time" for m in METHODS),
     ]
     print("\n".join(header), flush=True)
     with threadpool_limits(1):

@@ -155,13 +155,15 @@ class SparseGaussianMixtureCV(DensityMixin, BaseEstimator):
         Starting number of components of every path.
     sparsities : array-like of float, default=None
         The grid. By default ``n_sparsities`` values geometrically spaced
-        from ``0.05 * n_components`` to ``3 * n_components``: the penalty acts
+        from ``0.1 * n_components`` to ``3 * n_components``: the penalty acts
         through ``sparsity / n_components`` (nats per square-root weight), and
         that range runs from little pruning to well past the values that
         recovered mixtures best (0.2 to 0.8, ``benchmarks/bench_defaults.py``).
+        Below 0.1 the fits kept nearly every component and cost the most
+        iterations.
         The data decide where each path ends: once a fold keeps a single
         component, larger sparsities are not fitted.
-    n_sparsities : int, default=8
+    n_sparsities : int, default=6
     cv : int, cross-validation generator or iterable, default=5
         An integer means ``KFold`` with shuffling, seeded by ``random_state``
         (data sorted by component would otherwise lose whole components in
@@ -254,7 +256,7 @@ class SparseGaussianMixtureCV(DensityMixin, BaseEstimator):
         n_components=20,
         *,
         sparsities=None,
-        n_sparsities=8,
+        n_sparsities=6,
         cv=5,
         scoring=None,
         selection="best",
@@ -305,7 +307,7 @@ class SparseGaussianMixtureCV(DensityMixin, BaseEstimator):
 
     def _grid(self):
         if self.sparsities is None:
-            return np.geomspace(0.05, 3.0, self.n_sparsities) * self.n_components
+            return np.geomspace(0.1, 3.0, self.n_sparsities) * self.n_components
         grid = np.sort(np.asarray(self.sparsities, dtype=np.float64).ravel())
         if grid.size == 0 or not np.all(np.isfinite(grid)) or np.any(grid < 0):
             raise ValueError(
