@@ -116,6 +116,8 @@ def initial_parameters(
     Returns
     -------
     MixtureParameters
+        Components with zero starting weight are left out; ``active`` says
+        which of the ``n_components`` remain.
     """
     weights = means = covariances = precisions_cholesky = None
     if weights_init is None or means_init is None or precisions_init is None:
@@ -136,7 +138,7 @@ def initial_parameters(
             torch.as_tensor(precisions_init, dtype=torch.float64), covariance_type
         )
         covariances = covariances_from_cholesky(precisions_cholesky, covariance_type)
-    return MixtureParameters(
+    start = MixtureParameters(
         weights=weights.to(device),
         means=means.to(device),
         covariances=covariances.to(device),
@@ -144,3 +146,9 @@ def initial_parameters(
         covariance_type=covariance_type,
         active=np.arange(n_components),
     )
+    # A component that starts with zero weight (an empty k-means cluster when
+    # the data have fewer distinct points than components, or a zero in
+    # weights_init) is pruned before the first iteration: its log-weight is
+    # -inf, which the gradient solvers would turn into NaN gradients.
+    has_mass = (start.weights > 0).cpu().numpy()
+    return start if has_mass.all() else start.subset(has_mass)
