@@ -1,8 +1,17 @@
 """Sparse Gaussian mixtures that choose their number of components."""
 
 from ._estimator import SparseGaussianMixture
+from ._persistence import ModelVersionWarning, load, save
 from ._scoring import aic_scorer, bic_scorer
 
 __version__ = "0.1.0"
 
-__all__ = ["SparseGaussianMixture", "__version__", "aic_scorer", "bic_scorer"]
+__all__ = [
+    "ModelVersionWarning",
+    "SparseGaussianMixture",
+    "__version__",
+    "aic_scorer",
+    "bic_scorer",
+    "load",
+    "save",
+]
