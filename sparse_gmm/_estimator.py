@@ -33,6 +33,7 @@ from ._validation import (
     check_weights_init,
 )
 from .engines import make_engine
+from .engines._base import as_shared_tensor
 from .penalties import check_mm_prior, resolve_prior
 from .solvers import SOLVERS, ProgressReport, make_solver
 
@@ -429,9 +430,7 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
         """The fitted attributes as the float64 tensors that engines take."""
 
         def as_tensor(array):
-            return torch.as_tensor(
-                np.asarray(array), dtype=torch.float64, device=device
-            )
+            return as_shared_tensor(array).to(device=device, dtype=torch.float64)
 
         return MixtureParameters(
             weights=as_tensor(self.weights_),

@@ -355,7 +355,10 @@ def _read_member(archive, name, dtype, shape):
             f"member {name!r} has shape {found_shape}, expected {tuple(shape)}",
         )
     with archive.open(info) as member:
-        return np.lib.format.read_array(member, allow_pickle=False)
+        array = np.lib.format.read_array(member, allow_pickle=False)
+    # Read from a stream, the array is a read-only view of a bytes object;
+    # a fitted attribute is an ordinary array.
+    return array if array.flags.writeable else array.copy()
 
 
 def _read_header(archive):

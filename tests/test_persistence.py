@@ -74,6 +74,7 @@ def _assert_same_model(loaded, model, X):
     for name in FITTED:
         expected = getattr(model, name)
         assert getattr(loaded, name).dtype == expected.dtype, name
+        assert getattr(loaded, name).flags.writeable, name
         assert_array_equal(getattr(loaded, name), expected)
     for name in SCALARS:
         assert getattr(loaded, name) == getattr(model, name), name
