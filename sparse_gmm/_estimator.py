@@ -493,9 +493,11 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
         ndarray of shape (n_samples, n_components_)
         """
         engine, X_device, parameters = self._engine_inputs(X)
-        return (
-            torch.exp(engine.log_responsibilities(X_device, parameters)).cpu().numpy()
-        )
+        log_resp = engine.log_responsibilities(X_device, parameters)
+        # In place: the (n_samples, n_components) result is the one large
+        # array, and a second one would double the memory of the call
+        # (benchmarks/bench_predict_memory.py).
+        return log_resp.exp_().cpu().numpy()
 
     def predict(self, X):
         """Most likely surviving component of each sample.
