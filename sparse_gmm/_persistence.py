@@ -418,7 +418,9 @@ def _decode_parameters(params, archive):
     )
     n_components = params["n_components"]
     _require(
-        isinstance(n_components, int) and 1 <= n_components <= 2**31,
+        isinstance(n_components, int)
+        and not isinstance(n_components, bool)
+        and 1 <= n_components <= 2**31,
         f"n_components={n_components!r} in the header",
     )
     decoded = {}
