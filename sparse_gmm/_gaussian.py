@@ -266,7 +266,7 @@ def far_sample_posteriors(X, parameters: MixtureParameters):
         limit = direction_norm[underflow].argmin(dim=1)
         labels[underflow] = limit
         one_hot = torch.full_like(log_resp[underflow], -math.inf)
-        one_hot[torch.arange(len(limit)), limit] = 0.0
+        one_hot[torch.arange(len(limit), device=limit.device), limit] = 0.0
         log_resp[underflow] = one_hot
     return log_density, log_resp, labels
 
