@@ -33,6 +33,7 @@ from ._validation import (
     check_weights_init,
 )
 from .engines import make_engine
+from .engines._base import as_shared_tensor
 from .penalties import check_mm_prior, resolve_prior
 from .solvers import SOLVERS, ProgressReport, make_solver
 
@@ -441,9 +442,7 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
         """The fitted attributes as the float64 tensors that engines take."""
 
         def as_tensor(array):
-            return torch.as_tensor(
-                np.asarray(array), dtype=torch.float64, device=device
-            )
+            return as_shared_tensor(array).to(device=device, dtype=torch.float64)
 
         return MixtureParameters(
             weights=as_tensor(self.weights_),
@@ -508,9 +507,11 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
         ndarray of shape (n_samples, n_components_)
         """
         engine, X_device, parameters = self._engine_inputs(X)
-        return (
-            torch.exp(engine.log_responsibilities(X_device, parameters)).cpu().numpy()
-        )
+        log_resp = engine.log_responsibilities(X_device, parameters)
+        # In place: the (n_samples, n_components) result is the one large
+        # array, and a second one would double the memory of the call
+        # (benchmarks/bench_predict_memory.py).
+        return log_resp.exp_().cpu().numpy()
 
     def predict(self, X):
         """Most likely surviving component of each sample.

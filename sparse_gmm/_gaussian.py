@@ -30,7 +30,9 @@ ILL_DEFINED_COVARIANCE = (
     "Fitting the mixture model failed because some components have an "
     "ill-defined empirical covariance (for instance caused by singleton or "
     "collapsed samples, or a constant feature). Increase reg_covar (it is "
-    "{reg_covar!r}), decrease n_components, or scale the input data."
+    "{reg_covar!r}), decrease n_components, or scale the input data. A "
+    "component far narrower than its distance from the data's mean also loses "
+    "its covariance to rounding, above all in float32: pass float64 data."
 )
 
 
@@ -210,6 +212,82 @@ def log_normalisers(parameters: MixtureParameters) -> torch.Tensor:
         + log_det
         - 0.5 * parameters.n_features * math.log(2 * math.pi)
     )
+
+
+def far_sample_posteriors(X, parameters: MixtureParameters):
+    """Log-densities, log-responsibilities and labels, safe for any finite ``X``.
+
+    The engines expand the quadratic form into moment features (``x x^T``),
+    which overflows for samples far from the data (beyond about 1e19 in
+    float32, 1e154 in float64). This computes the whitened form
+    ``||U_j^T (x - mu_j)||^2`` in float64 with each row scaled by its largest
+    entry first, so no intermediate overflows. Where a log-density is below
+    float64's range it is ``-inf``, and the responsibilities are then their
+    limit along the sample's direction: all mass on the component whose
+    quadratic form grows slowest there. Where components differ by less than
+    the rounding of ``log p(x)`` (a shared precision, far away), they share
+    the mass evenly. It loops over components and is meant for the few rows
+    the fast path cannot represent.
+
+    Parameters
+    ----------
+    X : torch.Tensor of shape (n_samples, n_features)
+        Finite samples, any float dtype.
+    parameters : MixtureParameters
+
+    Returns
+    -------
+    log_density : torch.Tensor of shape (n_samples,), float64
+    log_responsibilities : torch.Tensor of shape (n_samples, n_components), float64
+    labels : torch.Tensor of shape (n_samples,), int64
+    """
+    X = X.to(torch.float64)
+    means = parameters.means.to(torch.float64)
+    factors = component_precisions_cholesky(parameters)
+    # Divided before subtracting, so that x - mu cannot overflow.
+    scale = torch.clamp(X.abs().amax(dim=1), min=1.0)[:, None]
+    columns = []
+    for mean, factor in zip(means, factors, strict=True):
+        offset = X / scale - mean / scale
+        whitened = offset @ factor if factor.dim() == 2 else offset * factor
+        columns.append(torch.linalg.vector_norm(whitened, dim=1))
+    # ||U^T (x - mu)|| / s for every component: finite, and what orders the
+    # components when s^2 times its square overflows.
+    direction_norm = torch.stack(columns, dim=1)
+    log_joint = (
+        log_normalisers(parameters)[None, :] - 0.5 * (scale * direction_norm).square()
+    )
+    log_density = torch.logsumexp(log_joint, dim=1)
+    # Normalised in the shifted frame (see TorchEngine.log_responsibilities).
+    log_resp = torch.log_softmax(log_joint, dim=1)
+    labels = log_joint.argmax(dim=1)
+    underflow = torch.isneginf(log_density)
+    if bool(underflow.any()):
+        limit = direction_norm[underflow].argmin(dim=1)
+        labels[underflow] = limit
+        one_hot = torch.full_like(log_resp[underflow], -math.inf)
+        one_hot[torch.arange(len(limit), device=limit.device), limit] = 0.0
+        log_resp[underflow] = one_hot
+    return log_density, log_resp, labels
+
+
+def component_precisions_cholesky(parameters: MixtureParameters):
+    """Every component's precision factor, in a form that multiplies ``x - mu``.
+
+    Returns
+    -------
+    torch.Tensor
+        'full' and 'tied': (n_components, D, D) upper-triangular ``U_j``;
+        'diag': (n_components, D); 'spherical': (n_components, 1), so that
+        ``(x - mu_j) @ U_j`` or ``(x - mu_j) * U_j`` is the whitened sample.
+    """
+    factor = parameters.precisions_cholesky.to(torch.float64)
+    if parameters.covariance_type == "tied":
+        n_features = parameters.n_features
+        return factor.expand(parameters.n_components, n_features, n_features)
+    if parameters.covariance_type == "spherical":
+        return factor[:, None]
+    return factor
 
 
 def component_precisions(parameters: MixtureParameters) -> torch.Tensor:

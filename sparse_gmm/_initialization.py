@@ -19,6 +19,7 @@ from ._gaussian import (
 from ._m_step import gaussian_components
 from ._moments import moment_features, n_moment_features
 from .engines import SufficientStatistics
+from .engines._base import as_shared_tensor
 
 _CHUNK = 65536
 
@@ -56,8 +57,8 @@ def _moments(
     X, sample_weight, n_components, init_params, random_state, covariance_type
 ):
     """Summed ``w_i r_ij phi(x_i - center)`` for the initial responsibilities."""
-    Xt = torch.as_tensor(X, dtype=torch.float64)
-    weight = torch.as_tensor(sample_weight, dtype=torch.float64)
+    Xt = as_shared_tensor(X).to(torch.float64)
+    weight = as_shared_tensor(sample_weight).to(torch.float64)
     center = (weight @ Xt) / weight.sum()
     width = n_moment_features(covariance_type, X.shape[1])
     moments = torch.zeros((n_components, width), dtype=torch.float64)
@@ -116,6 +117,8 @@ def initial_parameters(
     Returns
     -------
     MixtureParameters
+        Components with zero starting weight are left out; ``active`` says
+        which of the ``n_components`` remain.
     """
     weights = means = covariances = precisions_cholesky = None
     if weights_init is None or means_init is None or precisions_init is None:
@@ -128,15 +131,15 @@ def initial_parameters(
         nk = statistics.moments[:, 0]
         weights = nk / nk.sum()
     if weights_init is not None:
-        weights = torch.as_tensor(weights_init, dtype=torch.float64)
+        weights = as_shared_tensor(weights_init).to(torch.float64)
     if means_init is not None:
-        means = torch.as_tensor(means_init, dtype=torch.float64)
+        means = as_shared_tensor(means_init).to(torch.float64)
     if precisions_init is not None:
         precisions_cholesky = precision_cholesky_from_precisions(
-            torch.as_tensor(precisions_init, dtype=torch.float64), covariance_type
+            as_shared_tensor(precisions_init).to(torch.float64), covariance_type
         )
         covariances = covariances_from_cholesky(precisions_cholesky, covariance_type)
-    return MixtureParameters(
+    start = MixtureParameters(
         weights=weights.to(device),
         means=means.to(device),
         covariances=covariances.to(device),
@@ -144,3 +147,9 @@ def initial_parameters(
         covariance_type=covariance_type,
         active=np.arange(n_components),
     )
+    # A component that starts with zero weight (an empty k-means cluster when
+    # the data have fewer distinct points than components, or a zero in
+    # weights_init) is pruned before the first iteration: its log-weight is
+    # -inf, which the gradient solvers would turn into NaN gradients.
+    has_mass = (start.weights > 0).cpu().numpy()
+    return start if has_mass.all() else start.subset(has_mass)

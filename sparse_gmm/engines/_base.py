@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
@@ -36,6 +35,37 @@ class SufficientStatistics:
     @property
     def mean_log_likelihood(self) -> float:
         return self.log_likelihood / self.total_weight
+
+
+def as_shared_tensor(array) -> torch.Tensor:
+    """A CPU tensor on ``array``'s memory, writable or not, without a warning.
+
+    A read-only array (a memmap, say) is shared rather than copied: engines
+    never write into their inputs. ``torch.as_tensor`` would warn that it is
+    not writable, and silencing that with ``warnings.catch_warnings`` is not
+    thread-safe: it swaps the process's warning filters and ``showwarning``,
+    so a fit in another thread could lose its warnings or record them in the
+    wrong place. DLPack shares read-only memory without the warning.
+
+    Parameters
+    ----------
+    array : array-like
+        Copied only if it is not a C-contiguous NumPy array.
+
+    Returns
+    -------
+    torch.Tensor
+        Same shape and dtype.
+    """
+    array = np.ascontiguousarray(array)
+    if array.flags.writeable:
+        return torch.from_numpy(array)
+    try:
+        return torch.from_dlpack(array)
+    except (BufferError, TypeError, RuntimeError):
+        # NumPy before 2.1 exports no read-only memory through DLPack; torch
+        # then warns, once per process, that the tensor must not be written.
+        return torch.from_numpy(array)
 
 
 def mixture_center(parameters: MixtureParameters, dtype: torch.dtype) -> torch.Tensor:
@@ -96,11 +126,7 @@ class Engine(ABC):
         """The array on this engine's device, without a copy where possible."""
         if isinstance(array, torch.Tensor):
             return array.to(self.device)
-        with warnings.catch_warnings():
-            # A read-only array (a memmap, say) is shared rather than copied:
-            # engines never write into their inputs.
-            warnings.filterwarnings("ignore", "The given NumPy array is not writable")
-            return torch.as_tensor(np.ascontiguousarray(array), device=self.device)
+        return as_shared_tensor(array).to(self.device)
 
     @abstractmethod
     def score_samples(self, X, parameters: MixtureParameters) -> torch.Tensor:

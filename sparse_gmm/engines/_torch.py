@@ -12,7 +12,7 @@ import math
 
 import torch
 
-from .._gaussian import MixtureParameters
+from .._gaussian import MixtureParameters, far_sample_posteriors
 from .._moments import log_density_coefficients, moment_features, n_moment_features
 from ._base import Engine, SufficientStatistics, mixture_center
 
@@ -30,9 +30,13 @@ def _shifted_exp(log_joint):
         ``log_joint`` itself, overwritten.
     peak : torch.Tensor of shape (chunk, 1)
     """
-    floor = math.log(torch.finfo(log_joint.dtype).tiny) + 1.0
     peak = log_joint.amax(dim=1, keepdim=True)
-    return log_joint.sub_(peak).clamp_(min=floor).exp_(), peak
+    return log_joint.sub_(peak).clamp_(min=_exp_floor(log_joint.dtype)).exp_(), peak
+
+
+def _exp_floor(dtype):
+    """The smallest exponent whose ``exp`` is a normal number of ``dtype``."""
+    return math.log(torch.finfo(dtype).tiny) + 1.0
 
 
 def _logsumexp(log_joint):
@@ -96,22 +100,70 @@ class TorchEngine(Engine):
             X, theta.detach().to(X.dtype), center, parameters.covariance_type
         )
 
+    @staticmethod
+    def _far_rows(X, rows, row_values, parameters):
+        """The chunk's rows whose per-row result is not finite, recomputed.
+
+        A non-finite log-density or peak means that the expanded quadratic
+        form overflowed (a sample far from every component), which would
+        otherwise come out as NaN; such rows take the slow exact path of
+        :func:`~sparse_gmm._gaussian.far_sample_posteriors`.
+
+        Parameters
+        ----------
+        X : torch.Tensor of shape (n_samples, n_features)
+        rows : slice
+            The chunk.
+        row_values : torch.Tensor of shape (chunk,)
+            The chunk's log-densities or peaks.
+        parameters : MixtureParameters
+
+        Returns
+        -------
+        index : torch.Tensor of shape (n_far,) or None
+            Rows of ``X``; None when every row is finite.
+        posteriors : tuple or None
+            ``far_sample_posteriors`` of those rows (float64).
+        """
+        far = ~torch.isfinite(row_values)
+        if not bool(far.any()):
+            return None, None
+        index = torch.nonzero(far)[:, 0] + rows.start
+        return index, far_sample_posteriors(X[index], parameters)
+
     def score_samples(self, X, parameters):
         out = X.new_empty(X.shape[0])
         for rows, _, log_joint in self._log_joint_chunks(X, parameters):
             out[rows] = _logsumexp(log_joint)
+            index, far = self._far_rows(X, rows, out[rows], parameters)
+            if index is not None:
+                out[index] = far[0].to(out.dtype)
         return out
 
     def log_responsibilities(self, X, parameters):
         out = X.new_empty((X.shape[0], parameters.n_components))
         for rows, _, log_joint in self._log_joint_chunks(X, parameters):
-            out[rows] = log_joint - _logsumexp(log_joint.clone())[:, None]
+            # (log_joint - peak) - log(sum exp(...)), not log_joint - log p(x):
+            # far from the data |log p(x)| dwarfs the differences between
+            # components, and subtracting it would round them away (rows that
+            # then sum to 2).
+            peak = log_joint.amax(dim=1, keepdim=True)
+            shifted = log_joint.sub_(peak)
+            out[rows] = shifted
+            scaled = shifted.clamp_(min=_exp_floor(shifted.dtype)).exp_()
+            out[rows] -= torch.log(scaled.sum(dim=1, keepdim=True))
+            index, far = self._far_rows(X, rows, peak[:, 0], parameters)
+            if index is not None:
+                out[index] = far[1].to(out.dtype)
         return out
 
     def most_likely_component(self, X, parameters):
         out = torch.empty(X.shape[0], dtype=torch.int64, device=X.device)
         for rows, _, log_joint in self._log_joint_chunks(X, parameters):
-            out[rows] = log_joint.argmax(dim=1)
+            peak, out[rows] = log_joint.max(dim=1)
+            index, far = self._far_rows(X, rows, peak, parameters)
+            if index is not None:
+                out[index] = far[2]
         return out
 
     def _accumulate(self, X, sample_weight, theta, center, covariance_type):
