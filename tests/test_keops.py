@@ -80,3 +80,16 @@ def test_keops_on_cuda_matches_torch_on_cuda():
     dense = _fit(X, "torch", "full", device="cuda")
     symbolic = _fit(X, "keops", "full", device="cuda")
     assert_allclose(symbolic.score_samples(X), dense.score_samples(X), atol=1e-8)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_keops_scores_far_samples_as_torch_does(dtype):
+    X, _ = gaussian_mixture_sample(n_samples=300, n_components=3, n_features=2)
+    X = X.astype(dtype)
+    far = np.array([[1e19, 1e19], [50.0, -50.0], [3e37, 0.0]], dtype=dtype)
+    if dtype == np.float64:
+        far = np.vstack([far, [[1e200, 0.0], [0.0, -1e160]]])
+    symbolic, dense = _fit(X, "keops", "full"), _fit(X, "torch", "full")
+    scores = symbolic.score_samples(far)
+    assert not np.any(np.isnan(scores))
+    assert_allclose(scores, dense.score_samples(far), rtol=1e-5)

@@ -162,7 +162,14 @@ class KeOpsEngine(Engine):
 
     def score_samples(self, X, parameters):
         with torch.no_grad():
-            return self._log_density(X, parameters)
+            log_density = self._log_density(X, parameters)
+        far = ~torch.isfinite(log_density)
+        if far.any():
+            # Far from every component the whitened distances overflow and
+            # the log-sum-exp of -inf terms is NaN; the dense engine has an
+            # exact path for such rows.
+            log_density[far] = self._dense.score_samples(X[far], parameters)
+        return log_density
 
     def log_responsibilities(self, X, parameters):
         # The result is n_samples x n_components itself: the dense engine
