@@ -18,6 +18,13 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
+from ._dask import import_dask, is_dask_collection
+from ._dask_sampling import sample_rows
+from ._dask_validation import (
+    check_dask_array,
+    check_dask_sample_weight,
+    check_dask_values,
+)
 from ._gaussian import (
     COVARIANCE_TYPES,
     MixtureParameters,
@@ -33,6 +40,7 @@ from ._validation import (
     check_weights_init,
 )
 from .engines import make_engine
+from .engines._dask import DaskEngine
 from .penalties import check_mm_prior, resolve_prior
 from .solvers import SOLVERS, ProgressReport, make_solver
 
@@ -53,6 +61,17 @@ def _full_covariances(covariances, covariance_type, n_components, n_features):
     if covariance_type == "diag":
         return np.einsum("jd,de->jde", covariances, np.eye(n_features))
     return covariances[:, None, None] * np.eye(n_features)
+
+
+def _as_output(result):
+    """An engine's per-sample result as a method returns it.
+
+    A torch tensor becomes a NumPy array; a Dask array (from the Dask
+    engine) stays a lazy Dask array, as dask-ml's estimators return them.
+    """
+    if is_dask_collection(result):
+        return result
+    return result.cpu().numpy()
 
 
 class SparseGaussianMixture(DensityMixin, BaseEstimator):
@@ -188,9 +207,11 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
         The number of components after each iteration.
     time_curve_ : ndarray of shape (n_iter_,)
         Seconds since the solver started, after each iteration.
-    engine_ : {'torch', 'keops'}
+    engine_ : {'torch', 'keops', 'dask'}
         The engine that computed the fit: what 'auto' chose, or 'torch' where
-        KeOps could not run.
+        KeOps could not run; 'dask' for a Dask array, whose workers each build
+        the engine that ``engine`` names ('auto' deciding by the whole
+        array's size).
     n_features_in_ : int
     feature_names_in_ : ndarray of shape (n_features_in_,)
         Defined only when X has feature names that are all strings.
@@ -332,19 +353,25 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
 
     def _fit(self, X, sample_weight):
         warm = self.warm_start and hasattr(self, "converged_")
-        X = validate_data(
-            self, X, dtype=_FLOAT_DTYPES, ensure_min_samples=2, reset=not warm
-        )
-        check_enough_samples(X.shape[0], self.n_components)
-        sample_weight = _check_sample_weight(
-            sample_weight, X, dtype=X.dtype, ensure_non_negative=True
-        )
-        engine = make_engine(
-            self.engine,
-            self.device,
-            shape=(X.shape[0], self.n_components, X.shape[1]),
-            verbose=self.verbose,
-        )
+        on_dask = is_dask_collection(X) or is_dask_collection(sample_weight)
+        if on_dask:
+            X, sample_weight, engine = self._dask_training_data(
+                X, sample_weight, reset=not warm
+            )
+        else:
+            X = validate_data(
+                self, X, dtype=_FLOAT_DTYPES, ensure_min_samples=2, reset=not warm
+            )
+            check_enough_samples(X.shape[0], self.n_components)
+            sample_weight = _check_sample_weight(
+                sample_weight, X, dtype=X.dtype, ensure_non_negative=True
+            )
+            engine = make_engine(
+                self.engine,
+                self.device,
+                shape=(X.shape[0], self.n_components, X.shape[1]),
+                verbose=self.verbose,
+            )
         X_device = engine.as_tensor(X)
         weight_device = engine.as_tensor(sample_weight)
         prior = resolve_prior(self.prior)
@@ -363,6 +390,16 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
         report = ProgressReport(self.verbose, self.verbose_interval)
         random_state = check_random_state(self.random_state)
         user_init = self._checked_user_init(X.shape[1])
+        init_X, init_weight = X, sample_weight
+        if on_dask and not warm:
+            # The initialisations run in memory, on a sample of the rows; with
+            # all three starting parameters given they need no samples at all.
+            needs_rows = any(value is None for value in user_init.values())
+            init_X, init_weight = (
+                sample_rows(X, sample_weight, self.n_components, random_state)
+                if needs_rows
+                else (None, None)
+            )
 
         best = None
         for init in range(1 if warm else self.n_init):
@@ -370,8 +407,8 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
                 start = self._fitted_parameters(engine.device)
             else:
                 start = initial_parameters(
-                    X,
-                    sample_weight,
+                    init_X,
+                    init_weight,
                     n_components=self.n_components,
                     covariance_type=self.covariance_type,
                     init_params=self.init_params,
@@ -398,6 +435,27 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
             )
         self._set_fitted(best, X.dtype)
         self.engine_ = engine.name
+
+    def _dask_training_data(self, X, sample_weight, reset):
+        """Dask training data, checked, and the engine that computes on its blocks.
+
+        Returns
+        -------
+        X : dask.array.Array of shape (n_samples, n_features)
+        sample_weight : dask.array.Array of shape (n_samples,)
+        engine : DaskEngine
+        """
+        if not is_dask_collection(X):
+            raise ValueError(
+                "sample_weight is a Dask array but X is not: pass X as a Dask "
+                "array chunked like sample_weight, or sample_weight in memory."
+            )
+        X = check_dask_array(self, X, reset=reset, ensure_min_samples=2)
+        check_enough_samples(X.shape[0], self.n_components)
+        sample_weight = check_dask_sample_weight(sample_weight, X)
+        engine = DaskEngine(self.engine, self.device, self.verbose)
+        check_dask_values(X, sample_weight)
+        return X, sample_weight, engine
 
     def _checked_user_init(self, n_features):
         checks = {
@@ -457,12 +515,21 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
     # ---------------------------------------------------------- inference
 
     def _engine_inputs(self, X):
-        """Validated ``X`` on the engine's device, with the fitted parameters."""
+        """Validated ``X`` on the engine's device, with the fitted parameters.
+
+        A Dask array stays one, with an engine that computes on its blocks.
+        """
         check_is_fitted(self)
-        X = validate_data(self, X, dtype=_FLOAT_DTYPES, reset=False)
-        engine = make_engine(
-            self.engine, self.device, shape=(X.shape[0], self.n_components_, X.shape[1])
-        )
+        if is_dask_collection(X):
+            X = check_dask_array(self, X, reset=False)
+            engine = DaskEngine(self.engine, self.device)
+        else:
+            X = validate_data(self, X, dtype=_FLOAT_DTYPES, reset=False)
+            engine = make_engine(
+                self.engine,
+                self.device,
+                shape=(X.shape[0], self.n_components_, X.shape[1]),
+            )
         return engine, engine.as_tensor(X), self._fitted_parameters(engine.device)
 
     def score_samples(self, X):
@@ -478,7 +545,7 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
             The exact ``log p(x)``, normalising constants included.
         """
         engine, X_device, parameters = self._engine_inputs(X)
-        return engine.score_samples(X_device, parameters).cpu().numpy()
+        return _as_output(engine.score_samples(X_device, parameters))
 
     def score(self, X, y=None, sample_weight=None):
         """Weighted mean log-likelihood of ``X`` (what GridSearchCV maximises).
@@ -493,8 +560,28 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
         -------
         float
         """
+        if is_dask_collection(X) or is_dask_collection(sample_weight):
+            return self._dask_score(X, sample_weight)
         log_density = self.score_samples(X)
         return float(np.average(log_density.astype(np.float64), weights=sample_weight))
+
+    def _dask_score(self, X, sample_weight):
+        """``score`` of a Dask array, computed on the workers; a float."""
+        if not is_dask_collection(X):
+            raise ValueError(
+                "sample_weight is a Dask array but X is not: pass X as a Dask "
+                "array chunked like sample_weight, or sample_weight in memory."
+            )
+        check_is_fitted(self)
+        X = check_dask_array(self, X, reset=False)
+        weights = check_dask_sample_weight(sample_weight, X).astype(np.float64)
+        log_density = self.score_samples(X).astype(np.float64)
+        total, weighted = import_dask().dask.compute(
+            weights.sum(), (weights * log_density).sum()
+        )
+        if not total > 0:
+            raise ValueError("sample_weight sums to zero: no sample would count.")
+        return float(weighted / total)
 
     def predict_proba(self, X):
         """Posterior probability of each surviving component for each sample.
@@ -508,9 +595,11 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
         ndarray of shape (n_samples, n_components_)
         """
         engine, X_device, parameters = self._engine_inputs(X)
-        return (
-            torch.exp(engine.log_responsibilities(X_device, parameters)).cpu().numpy()
-        )
+        log_responsibilities = engine.log_responsibilities(X_device, parameters)
+        if is_dask_collection(log_responsibilities):
+            # NumPy's exp on a Dask array is Dask's: lazy, block by block.
+            return np.exp(log_responsibilities)
+        return torch.exp(log_responsibilities).cpu().numpy()
 
     def predict(self, X):
         """Most likely surviving component of each sample.
@@ -524,7 +613,7 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
         labels : ndarray of shape (n_samples,)
         """
         engine, X_device, parameters = self._engine_inputs(X)
-        return engine.most_likely_component(X_device, parameters).cpu().numpy()
+        return _as_output(engine.most_likely_component(X_device, parameters))
 
     def sample(self, n_samples=1):
         """Draw samples from the fitted mixture.
