@@ -173,6 +173,8 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
         falls back to torch with one ``EngineFallbackWarning``.
     device : {'auto', 'cpu', 'cuda'} or str, default='auto'
         Torch device ('cuda:1' works too); 'auto' is CUDA when available.
+        For Dask input it is the workers' device, resolved on each worker
+        ('auto': a worker's GPU if it has one); the client needs no GPU.
     random_state : int, RandomState instance or None, default=None
     warm_start : bool, default=False
         Start the next ``fit`` from the current surviving components.
@@ -220,6 +222,15 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
     --------
     sklearn.mixture.GaussianMixture : Maximum likelihood, fixed size.
     sklearn.mixture.BayesianGaussianMixture : Weights shrink, components stay.
+
+    Notes
+    -----
+    ``fit``, ``score_samples``, ``score``, ``predict`` and ``predict_proba``
+    also take a ``dask.array.Array`` (``pip install sparse_gmm[dask]``; dask is
+    imported only when one arrives). The fit computes each block's E-step on
+    the worker that holds it and the M-step here, with the same iterates as
+    in memory, with every solver; the per-sample methods return lazy Dask
+    arrays. The fitted attributes are NumPy arrays either way.
 
     Examples
     --------
@@ -316,10 +327,22 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : array-like or dask.array.Array of shape (n_samples, n_features)
+            A Dask array is fitted where its blocks are: each iteration
+            computes every block's E-step sums on its worker (with ``engine``
+            on ``device``, resolved by each worker) and the M-step runs here,
+            so the iterates are the in-memory ones. The initialisation runs
+            on a uniform sample of at most 100,000 rows (the whole array if
+            it is smaller, and then the start is the in-memory one); explicit
+            ``weights_init``, ``means_init`` and ``precisions_init`` need no
+            sample. Persist X first (``X.persist()``) unless its blocks are
+            cheap to recompute: every iteration reads all of them.
         y : Ignored
-        sample_weight : array-like of shape (n_samples,), default=None
-            Non-negative weights; weight 2 counts a sample twice.
+        sample_weight : array-like or dask.array.Array of shape (n_samples,), \
+                default=None
+            Non-negative weights; weight 2 counts a sample twice. With a Dask
+            X, a Dask array chunked like X's rows (it is rechunked otherwise)
+            or an in-memory array.
 
         Returns
         -------
@@ -340,14 +363,16 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : array-like or dask.array.Array of shape (n_samples, n_features)
         y : Ignored
-        sample_weight : array-like of shape (n_samples,), default=None
+        sample_weight : array-like or dask.array.Array of shape (n_samples,), \
+                default=None
 
         Returns
         -------
-        labels : ndarray of shape (n_samples,)
-            Indices into the surviving components (``0 .. n_components_-1``).
+        labels : ndarray or dask.array.Array of shape (n_samples,)
+            Indices into the surviving components (``0 .. n_components_-1``);
+            lazy for a Dask X.
         """
         return self.fit(X, sample_weight=sample_weight).predict(X)
 
@@ -537,12 +562,15 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : array-like or dask.array.Array of shape (n_samples, n_features)
 
         Returns
         -------
-        log_density : ndarray of shape (n_samples,)
-            The exact ``log p(x)``, normalising constants included.
+        log_density : ndarray or dask.array.Array of shape (n_samples,)
+            The exact ``log p(x)``, normalising constants included. For a Dask
+            X, a lazy Dask array chunked like X's rows (as dask-ml returns
+            them); a block with NaN or infinity raises a ValueError when it
+            is computed.
         """
         engine, X_device, parameters = self._engine_inputs(X)
         return _as_output(engine.score_samples(X_device, parameters))
@@ -552,13 +580,15 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : array-like or dask.array.Array of shape (n_samples, n_features)
         y : Ignored
-        sample_weight : array-like of shape (n_samples,), default=None
+        sample_weight : array-like or dask.array.Array of shape (n_samples,), \
+                default=None
 
         Returns
         -------
         float
+            Computed on the workers for a Dask X.
         """
         if is_dask_collection(X) or is_dask_collection(sample_weight):
             return self._dask_score(X, sample_weight)
@@ -588,11 +618,12 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : array-like or dask.array.Array of shape (n_samples, n_features)
 
         Returns
         -------
-        ndarray of shape (n_samples, n_components_)
+        ndarray or dask.array.Array of shape (n_samples, n_components_)
+            Lazy, chunked like X's rows, for a Dask X.
         """
         engine, X_device, parameters = self._engine_inputs(X)
         log_responsibilities = engine.log_responsibilities(X_device, parameters)
@@ -606,11 +637,12 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : array-like or dask.array.Array of shape (n_samples, n_features)
 
         Returns
         -------
-        labels : ndarray of shape (n_samples,)
+        labels : ndarray or dask.array.Array of shape (n_samples,)
+            Lazy, chunked like X's rows, for a Dask X.
         """
         engine, X_device, parameters = self._engine_inputs(X)
         return _as_output(engine.most_likely_component(X_device, parameters))

@@ -166,6 +166,20 @@ def test_sampled_row_indices_are_uniform_and_distinct():
     assert all(130 < count < 270 for count in counts.values())
 
 
+def test_warm_start_continues_on_dask_as_in_memory(client, data):
+    X, _ = data
+    params = dict(sparsity=SPARSITY, warm_start=True, random_state=0)
+    models = [SparseGaussianMixture(N_COMPONENTS, max_iter=3, **params) for _ in "ab"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        for model in models:
+            model.fit(X)
+    in_memory, on_dask = models
+    in_memory.set_params(max_iter=300).fit(X)
+    on_dask.set_params(max_iter=300).fit(_blocks(X))
+    _assert_same_fit(on_dask, in_memory)
+
+
 def test_per_sample_methods_return_lazy_arrays_equal_to_in_memory(client, data):
     X, weights = data
     model = SparseGaussianMixture(N_COMPONENTS, sparsity=SPARSITY, random_state=0).fit(
