@@ -202,11 +202,17 @@ def test_per_sample_methods_return_lazy_arrays_equal_to_in_memory(client, data):
     assert_array_equal(labels.compute(), model.predict(X))
 
     assert_allclose(model.score(X_dask), model.score(X), rtol=1e-12)
-    assert_allclose(
-        model.score(X_dask, sample_weight=_blocks(weights)),
-        model.score(X, sample_weight=weights),
-        rtol=1e-12,
-    )
+    # Weights chunked like X, chunked otherwise (rechunked), or in memory.
+    for sample_weight in (
+        _blocks(weights),
+        da.from_array(weights, chunks=700),
+        weights,
+    ):
+        assert_allclose(
+            model.score(X_dask, sample_weight=sample_weight),
+            model.score(X, sample_weight=weights),
+            rtol=1e-12,
+        )
     assert_allclose(model.bic(X_dask), model.bic(X), rtol=1e-12)
 
     single = model.score_samples(_blocks(X.astype(np.float32)))

@@ -98,6 +98,7 @@ class BlockTask:
 
     @property
     def nbytes(self) -> int:
+        """Bytes of the mixture's arrays: what decides how the task travels."""
         return self.weights.nbytes + self.means.nbytes + self.precisions_cholesky.nbytes
 
     def block_engine(self) -> Engine:
@@ -209,6 +210,7 @@ def check_device_name(device):
 
 
 def _torch_dtype(numpy_dtype):
+    """The torch dtype of a NumPy dtype (float32 or float64 here)."""
     return torch.from_numpy(np.empty(0, dtype=numpy_dtype)).dtype
 
 
@@ -216,7 +218,10 @@ class DaskEngine(Engine):
     """Engine over the blocks of Dask arrays, each block computed on a worker.
 
     The client's side is on the CPU (``device``): the parameters and the
-    summed statistics are small, and the client needs no GPU.
+    summed statistics are small, and the client needs no GPU. Samples and
+    weights are Dask arrays (blocks of whole rows, weights chunked like the
+    rows); the statistics come back as float64 torch tensors on the client,
+    the per-sample primitives as lazy Dask arrays of NumPy blocks.
 
     Parameters
     ----------
@@ -245,6 +250,7 @@ class DaskEngine(Engine):
         return super().as_tensor(array)
 
     def total_weight(self, sample_weight) -> float:
+        """``sum_i w_i``, computed on the workers."""
         return float(sample_weight.sum(dtype=np.float64).compute())
 
     def _task(self, parameters, n_samples, lazy):
