@@ -188,6 +188,12 @@ class RssSampler(threading.Thread):
         self.join()
 
 
+def _cpu_seconds(process):
+    """User plus system CPU seconds that a psutil process has used so far."""
+    times = process.cpu_times()
+    return times.user + times.system
+
+
 def per_iteration(model):
     """Median and minimum seconds per iteration, from ``time_curve_``."""
     steps = np.diff(model.time_curve_)
@@ -261,11 +267,16 @@ def run_dask(n_samples, iterations, persist, mmap_threshold):
         model = SparseGaussianMixture(
             N_COMPONENTS, max_iter=iterations, tol=0.0, **result["start"]
         )
+        processes = {name: psutil.Process(pid) for name, pid in pids.items()}
+        cpu_before = {name: _cpu_seconds(p) for name, p in processes.items()}
         tick = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # did not converge: max_iter is the point
             model.fit(X)
         timings["fit"] = time.perf_counter() - tick
+        result["fit cpu"] = {
+            name: _cpu_seconds(p) - cpu_before[name] for name, p in processes.items()
+        }
         sampler.stop()
         hwm = client.run(high_water_mark_mib)
         result["worker hwm"] = [hwm[address] for address in addresses]
@@ -282,8 +293,9 @@ def run_memory(n_samples, iterations, start, threads):
 
     Returns
     -------
-    dict of int to (SparseGaussianMixture, float)
-        For each torch thread count, the fitted model and the fit's seconds.
+    dict of int to (SparseGaussianMixture, float, float)
+        For each torch thread count, the fitted model, the fit's wall-clock
+        seconds and its CPU seconds.
     """
     import torch
 
@@ -296,11 +308,11 @@ def run_memory(n_samples, iterations, start, threads):
         model = SparseGaussianMixture(
             N_COMPONENTS, max_iter=iterations, tol=0.0, **start
         )
-        tick = time.perf_counter()
+        tick, cpu = time.perf_counter(), time.process_time()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             model.fit(X)
-        fits[count] = (model, time.perf_counter() - tick)
+        fits[count] = (model, time.perf_counter() - tick, time.process_time() - cpu)
     return fits
 
 
@@ -334,7 +346,7 @@ def report(args, n_dask, n_memory, dask_result, memory_fits):
         f"  Dask, {n_dask:,} rows, 2 workers: median {median_dask:.3f} s "
         f"({1e6 * median_dask / n_dask:.4f}), min {min_dask:.3f} s",
     ]
-    for count, (memory_model, _) in memory_fits.items():
+    for count, (memory_model, _, _) in memory_fits.items():
         median_memory, min_memory = per_iteration(memory_model)
         lines.append(
             f"  memory, {n_memory:,} rows, {count} thread(s): median "
@@ -347,10 +359,30 @@ def report(args, n_dask, n_memory, dask_result, memory_fits):
         f"{[int(count) for count in model.n_components_curve_]}, memory "
         f"{[int(count) for count in memory_model.n_components_curve_]}"
     )
+    # A fit makes one pass to evaluate its start, then one per iteration.
+    passes = model.n_iter_ + 1
+    fit_cpu = dask_result["fit cpu"]
+    workers_cpu = sum(value for name, value in fit_cpu.items() if "worker" in name)
+    lines += [
+        "",
+        "CPU seconds per pass over the data (user + system; unlike the times "
+        "above, barely affected by other work on the machine):",
+        f"  Dask, {n_dask:,} rows: workers {workers_cpu / passes:.2f} "
+        f"({1e6 * workers_cpu / passes / n_dask:.4f} per million rows; "
+        + ", ".join(f"{name} {value / passes:.2f}" for name, value in fit_cpu.items())
+        + ")",
+    ]
+    for count, (memory_model, _, cpu) in memory_fits.items():
+        memory_passes = memory_model.n_iter_ + 1
+        lines.append(
+            f"  memory, {n_memory:,} rows, {count} thread(s): "
+            f"{cpu / memory_passes:.2f} "
+            f"({1e6 * cpu / memory_passes / n_memory:.4f} per million rows)"
+        )
     lines += ["", "wall-clock seconds:"]
     for name, seconds in dask_result["timings"].items():
         lines.append(f"  Dask {name}: {seconds:.1f}")
-    for count, (_, seconds) in memory_fits.items():
+    for count, (_, seconds, _) in memory_fits.items():
         lines.append(f"  memory fit, {count} thread(s): {seconds:.1f}")
     lines += ["", "peak resident memory (MiB = 2**20 bytes):"]
     lines.append(f"  {'process':<18} {'sampled (50 ms)':>16} {'VmHWM':>8}")

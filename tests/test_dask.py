@@ -250,7 +250,7 @@ def test_block_functions_never_run_on_the_client(client, data, monkeypatch):
     assert_array_equal(computed[2], model.predict(X))
 
 
-@pytest.mark.parametrize("solver, max_iter", [("adam", 4), ("lbfgs", 2)])
+@pytest.mark.parametrize("solver, max_iter", [("adam", 3), ("lbfgs", 2)])
 def test_gradient_solvers_match_in_memory(client, data, solver, max_iter):
     X, weights = data
     start = _explicit_start(X, N_COMPONENTS, "full")

@@ -19,7 +19,7 @@ worker's CPU or GPU), built there from the estimator's ``engine`` and
   find out.
 
 The mixture travels to the workers with each task. Below ``SCATTER_BYTES``
-(1 MiB: 20 full components in 50 dimensions) it is an argument of every
+(1 MiB: about 50 full components in 50 dimensions) it is an argument of every
 task, which costs less than a round trip. Above, a fit's pass sends it once
 per worker with ``Client.scatter(broadcast=True)``; without a distributed
 client (dask's local schedulers share the client's memory) it is one key of
