@@ -114,7 +114,7 @@ def test_fit_matches_the_in_memory_fit_from_the_same_start(
     # Pruning must have happened, and the same way.
     assert in_memory.n_components_ == 3
     _assert_same_fit(on_dask, in_memory)
-    assert isinstance(on_dask.means_, np.ndarray)
+    assert isinstance(on_dask.means_, np.ndarray) and on_dask.engine_ == "dask"
 
 
 def test_default_initialisation_of_a_small_array_is_the_in_memory_one(client, data):
