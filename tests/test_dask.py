@@ -117,6 +117,27 @@ def test_fit_matches_the_in_memory_fit_from_the_same_start(
     assert isinstance(on_dask.means_, np.ndarray) and on_dask.engine_ == "dask"
 
 
+def test_float32_fit_stays_float32_and_matches_in_memory(client, data):
+    X, weights = data
+    X, weights = X.astype(np.float32), weights.astype(np.float32)
+    params = dict(
+        sparsity=SPARSITY,
+        covariance_type="diag",
+        **_explicit_start(X, N_COMPONENTS, "diag"),
+    )
+    in_memory = SparseGaussianMixture(N_COMPONENTS, **params)
+    in_memory.fit(X, sample_weight=weights)
+    on_dask = SparseGaussianMixture(N_COMPONENTS, **params)
+    on_dask.fit(_blocks(X), sample_weight=_blocks(weights))
+    assert on_dask.means_.dtype == on_dask.covariances_.dtype == np.float32
+    assert on_dask.n_iter_ == in_memory.n_iter_
+    assert_array_equal(on_dask.n_components_curve_, in_memory.n_components_curve_)
+    # Blocks and chunks of other shapes round float32 matmuls differently.
+    assert_allclose(on_dask.loss_curve_, in_memory.loss_curve_, rtol=1e-5)
+    assert_allclose(on_dask.means_, in_memory.means_, atol=1e-5)
+    assert_allclose(on_dask.covariances_, in_memory.covariances_, rtol=1e-4)
+
+
 def test_default_initialisation_of_a_small_array_is_the_in_memory_one(client, data):
     X, _ = data
     in_memory = SparseGaussianMixture(
