@@ -37,6 +37,7 @@ from .._dask import distributed_client, import_dask, is_dask_collection
 from .._dask_validation import NON_FINITE_X
 from .._gaussian import MixtureParameters
 from .._moments import log_density_coefficients, n_moment_features
+from . import make_engine
 from ._base import (
     Engine,
     SufficientStatistics,
@@ -103,10 +104,6 @@ class BlockTask:
 
     def block_engine(self) -> Engine:
         """The engine that computes this worker's blocks."""
-        # Imported here: the package's __init__ imports this module's
-        # siblings, and the worker needs make_engine only when a task runs.
-        from . import make_engine
-
         n_components, n_features = self.means.shape
         return make_engine(
             self.engine,
