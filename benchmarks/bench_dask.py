@@ -219,7 +219,12 @@ def run_dask(n_samples, iterations, persist, mmap_threshold):
     started = time.perf_counter()
     with (
         LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            # No dashboard, and the scheduler's HTTP routes on a free port.
+            dashboard_address=":0",
+            scheduler_kwargs={"dashboard": False},
         ) as cluster,
         Client(cluster) as client,
     ):

@@ -37,7 +37,10 @@ def client():
             n_workers=2,
             threads_per_worker=1,
             processes=True,
-            dashboard_address=None,
+            # No dashboard; the scheduler's HTTP server (health routes) on a
+            # free port, not on 8787, which another cluster may hold.
+            dashboard_address=":0",
+            scheduler_kwargs={"dashboard": False},
         ) as cluster,
         distributed.Client(cluster) as client,
     ):
