@@ -18,6 +18,13 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
+from ._dask import import_dask, is_dask_collection
+from ._dask_sampling import sample_rows
+from ._dask_validation import (
+    check_dask_array,
+    check_dask_sample_weight,
+    check_dask_values,
+)
 from ._gaussian import (
     COVARIANCE_TYPES,
     MixtureParameters,
@@ -34,6 +41,7 @@ from ._validation import (
 )
 from .engines import make_engine
 from .engines._base import as_shared_tensor
+from .engines._dask import DaskEngine
 from .penalties import check_mm_prior, resolve_prior
 from .solvers import SOLVERS, ProgressReport, make_solver
 
@@ -54,6 +62,17 @@ def _full_covariances(covariances, covariance_type, n_components, n_features):
     if covariance_type == "diag":
         return np.einsum("jd,de->jde", covariances, np.eye(n_features))
     return covariances[:, None, None] * np.eye(n_features)
+
+
+def _as_output(result):
+    """An engine's per-sample result as a method returns it.
+
+    A torch tensor becomes a NumPy array; a Dask array (from the Dask
+    engine) stays a lazy Dask array, as dask-ml's estimators return them.
+    """
+    if is_dask_collection(result):
+        return result
+    return result.cpu().numpy()
 
 
 class SparseGaussianMixture(DensityMixin, BaseEstimator):
@@ -155,6 +174,8 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
         falls back to torch with one ``EngineFallbackWarning``.
     device : {'auto', 'cpu', 'cuda'} or str, default='auto'
         Torch device ('cuda:1' works too); 'auto' is CUDA when available.
+        For Dask input it is the workers' device, resolved on each worker
+        ('auto': a worker's GPU if it has one); the client needs no GPU.
     random_state : int, RandomState instance or None, default=None
     warm_start : bool, default=False
         Start the next ``fit`` from the current surviving components.
@@ -189,9 +210,11 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
         The number of components after each iteration.
     time_curve_ : ndarray of shape (n_iter_,)
         Seconds since the solver started, after each iteration.
-    engine_ : {'torch', 'keops'}
+    engine_ : {'torch', 'keops', 'dask'}
         The engine that computed the fit: what 'auto' chose, or 'torch' where
-        KeOps could not run.
+        KeOps could not run; 'dask' for a Dask array, whose workers each build
+        the engine that ``engine`` names ('auto' deciding by the whole
+        array's size).
     n_features_in_ : int
     feature_names_in_ : ndarray of shape (n_features_in_,)
         Defined only when X has feature names that are all strings.
@@ -200,6 +223,15 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
     --------
     sklearn.mixture.GaussianMixture : Maximum likelihood, fixed size.
     sklearn.mixture.BayesianGaussianMixture : Weights shrink, components stay.
+
+    Notes
+    -----
+    ``fit``, ``score_samples``, ``score``, ``predict`` and ``predict_proba``
+    also take a ``dask.array.Array`` (``pip install sparse_gmm[dask]``; dask is
+    imported only when one arrives). The fit computes each block's E-step on
+    the worker that holds it and the M-step here, with the same iterates as
+    in memory, with every solver; the per-sample methods return lazy Dask
+    arrays. The fitted attributes are NumPy arrays either way.
 
     Examples
     --------
@@ -296,10 +328,22 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : array-like or dask.array.Array of shape (n_samples, n_features)
+            A Dask array is fitted where its blocks are: each iteration
+            computes every block's E-step sums on its worker (with ``engine``
+            on ``device``, resolved by each worker) and the M-step runs here,
+            so the iterates are the in-memory ones. The initialisation runs
+            on a uniform sample of at most 100,000 rows (the whole array if
+            it is smaller, and then the start is the in-memory one); explicit
+            ``weights_init``, ``means_init`` and ``precisions_init`` need no
+            sample. Persist X first (``X.persist()``) unless its blocks are
+            cheap to recompute: every iteration reads all of them.
         y : Ignored
-        sample_weight : array-like of shape (n_samples,), default=None
-            Non-negative weights; weight 2 counts a sample twice.
+        sample_weight : array-like or dask.array.Array of shape (n_samples,), \
+                default=None
+            Non-negative weights; weight 2 counts a sample twice. With a Dask
+            X, a Dask array chunked like X's rows (it is rechunked otherwise)
+            or an in-memory array.
 
         Returns
         -------
@@ -320,32 +364,40 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : array-like or dask.array.Array of shape (n_samples, n_features)
         y : Ignored
-        sample_weight : array-like of shape (n_samples,), default=None
+        sample_weight : array-like or dask.array.Array of shape (n_samples,), \
+                default=None
 
         Returns
         -------
-        labels : ndarray of shape (n_samples,)
-            Indices into the surviving components (``0 .. n_components_-1``).
+        labels : ndarray or dask.array.Array of shape (n_samples,)
+            Indices into the surviving components (``0 .. n_components_-1``);
+            lazy for a Dask X.
         """
         return self.fit(X, sample_weight=sample_weight).predict(X)
 
     def _fit(self, X, sample_weight):
         warm = self.warm_start and hasattr(self, "converged_")
-        X = validate_data(
-            self, X, dtype=_FLOAT_DTYPES, ensure_min_samples=2, reset=not warm
-        )
-        check_enough_samples(X.shape[0], self.n_components)
-        sample_weight = _check_sample_weight(
-            sample_weight, X, dtype=X.dtype, ensure_non_negative=True
-        )
-        engine = make_engine(
-            self.engine,
-            self.device,
-            shape=(X.shape[0], self.n_components, X.shape[1]),
-            verbose=self.verbose,
-        )
+        on_dask = is_dask_collection(X) or is_dask_collection(sample_weight)
+        if on_dask:
+            X, sample_weight, engine = self._dask_training_data(
+                X, sample_weight, reset=not warm
+            )
+        else:
+            X = validate_data(
+                self, X, dtype=_FLOAT_DTYPES, ensure_min_samples=2, reset=not warm
+            )
+            check_enough_samples(X.shape[0], self.n_components)
+            sample_weight = _check_sample_weight(
+                sample_weight, X, dtype=X.dtype, ensure_non_negative=True
+            )
+            engine = make_engine(
+                self.engine,
+                self.device,
+                shape=(X.shape[0], self.n_components, X.shape[1]),
+                verbose=self.verbose,
+            )
         X_device = engine.as_tensor(X)
         weight_device = engine.as_tensor(sample_weight)
         prior = resolve_prior(self.prior)
@@ -364,6 +416,16 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
         report = ProgressReport(self.verbose, self.verbose_interval)
         random_state = check_random_state(self.random_state)
         user_init = self._checked_user_init(X.shape[1])
+        init_X, init_weight = X, sample_weight
+        if on_dask and not warm:
+            # The initialisations run in memory, on a sample of the rows; with
+            # all three starting parameters given they need no samples at all.
+            needs_rows = any(value is None for value in user_init.values())
+            init_X, init_weight = (
+                sample_rows(X, sample_weight, self.n_components, random_state)
+                if needs_rows
+                else (None, None)
+            )
 
         best = None
         for init in range(1 if warm else self.n_init):
@@ -371,8 +433,8 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
                 start = self._fitted_parameters(engine.device)
             else:
                 start = initial_parameters(
-                    X,
-                    sample_weight,
+                    init_X,
+                    init_weight,
                     n_components=self.n_components,
                     covariance_type=self.covariance_type,
                     init_params=self.init_params,
@@ -399,6 +461,27 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
             )
         self._set_fitted(best, X.dtype)
         self.engine_ = engine.name
+
+    def _dask_training_data(self, X, sample_weight, reset):
+        """Dask training data, checked, and the engine that computes on its blocks.
+
+        Returns
+        -------
+        X : dask.array.Array of shape (n_samples, n_features)
+        sample_weight : dask.array.Array of shape (n_samples,)
+        engine : DaskEngine
+        """
+        if not is_dask_collection(X):
+            raise ValueError(
+                "sample_weight is a Dask array but X is not: pass X as a Dask "
+                "array chunked like sample_weight, or sample_weight in memory."
+            )
+        X = check_dask_array(self, X, reset=reset, ensure_min_samples=2)
+        check_enough_samples(X.shape[0], self.n_components)
+        sample_weight = check_dask_sample_weight(sample_weight, X)
+        engine = DaskEngine(self.engine, self.device, self.verbose)
+        check_dask_values(X, sample_weight)
+        return X, sample_weight, engine
 
     def _checked_user_init(self, n_features):
         checks = {
@@ -456,12 +539,21 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
     # ---------------------------------------------------------- inference
 
     def _engine_inputs(self, X):
-        """Validated ``X`` on the engine's device, with the fitted parameters."""
+        """Validated ``X`` on the engine's device, with the fitted parameters.
+
+        A Dask array stays one, with an engine that computes on its blocks.
+        """
         check_is_fitted(self)
-        X = validate_data(self, X, dtype=_FLOAT_DTYPES, reset=False)
-        engine = make_engine(
-            self.engine, self.device, shape=(X.shape[0], self.n_components_, X.shape[1])
-        )
+        if is_dask_collection(X):
+            X = check_dask_array(self, X, reset=False)
+            engine = DaskEngine(self.engine, self.device)
+        else:
+            X = validate_data(self, X, dtype=_FLOAT_DTYPES, reset=False)
+            engine = make_engine(
+                self.engine,
+                self.device,
+                shape=(X.shape[0], self.n_components_, X.shape[1]),
+            )
         return engine, engine.as_tensor(X), self._fitted_parameters(engine.device)
 
     def score_samples(self, X):
@@ -469,63 +561,93 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : array-like or dask.array.Array of shape (n_samples, n_features)
 
         Returns
         -------
-        log_density : ndarray of shape (n_samples,)
-            The exact ``log p(x)``, normalising constants included.
+        log_density : ndarray or dask.array.Array of shape (n_samples,)
+            The exact ``log p(x)``, normalising constants included. For a Dask
+            X, a lazy Dask array chunked like X's rows (as dask-ml returns
+            them); a block with NaN or infinity raises a ValueError when it
+            is computed.
         """
         engine, X_device, parameters = self._engine_inputs(X)
-        return engine.score_samples(X_device, parameters).cpu().numpy()
+        return _as_output(engine.score_samples(X_device, parameters))
 
     def score(self, X, y=None, sample_weight=None):
         """Weighted mean log-likelihood of ``X`` (what GridSearchCV maximises).
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : array-like or dask.array.Array of shape (n_samples, n_features)
         y : Ignored
-        sample_weight : array-like of shape (n_samples,), default=None
+        sample_weight : array-like or dask.array.Array of shape (n_samples,), \
+                default=None
 
         Returns
         -------
         float
+            Computed on the workers for a Dask X.
         """
+        if is_dask_collection(X) or is_dask_collection(sample_weight):
+            return self._dask_score(X, sample_weight)
         log_density = self.score_samples(X)
         return float(np.average(log_density.astype(np.float64), weights=sample_weight))
+
+    def _dask_score(self, X, sample_weight):
+        """``score`` of a Dask array, computed on the workers; a float."""
+        if not is_dask_collection(X):
+            raise ValueError(
+                "sample_weight is a Dask array but X is not: pass X as a Dask "
+                "array chunked like sample_weight, or sample_weight in memory."
+            )
+        check_is_fitted(self)
+        X = check_dask_array(self, X, reset=False)
+        weights = check_dask_sample_weight(sample_weight, X).astype(np.float64)
+        log_density = self.score_samples(X).astype(np.float64)
+        total, weighted = import_dask().dask.compute(
+            weights.sum(), (weights * log_density).sum()
+        )
+        if not total > 0:
+            raise ValueError("sample_weight sums to zero: no sample would count.")
+        return float(weighted / total)
 
     def predict_proba(self, X):
         """Posterior probability of each surviving component for each sample.
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : array-like or dask.array.Array of shape (n_samples, n_features)
 
         Returns
         -------
-        ndarray of shape (n_samples, n_components_)
+        ndarray or dask.array.Array of shape (n_samples, n_components_)
+            Lazy, chunked like X's rows, for a Dask X.
         """
         engine, X_device, parameters = self._engine_inputs(X)
-        log_resp = engine.log_responsibilities(X_device, parameters)
+        log_responsibilities = engine.log_responsibilities(X_device, parameters)
+        if is_dask_collection(log_responsibilities):
+            # NumPy's exp on a Dask array is Dask's: lazy, block by block.
+            return np.exp(log_responsibilities)
         # In place: the (n_samples, n_components) result is the one large
         # array, and a second one would double the memory of the call
         # (benchmarks/bench_predict_memory.py).
-        return log_resp.exp_().cpu().numpy()
+        return log_responsibilities.exp_().cpu().numpy()
 
     def predict(self, X):
         """Most likely surviving component of each sample.
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : array-like or dask.array.Array of shape (n_samples, n_features)
 
         Returns
         -------
-        labels : ndarray of shape (n_samples,)
+        labels : ndarray or dask.array.Array of shape (n_samples,)
+            Lazy, chunked like X's rows, for a Dask X.
         """
         engine, X_device, parameters = self._engine_inputs(X)
-        return engine.most_likely_component(X_device, parameters).cpu().numpy()
+        return _as_output(engine.most_likely_component(X_device, parameters))
 
     def sample(self, n_samples=1):
         """Draw samples from the fitted mixture.

@@ -14,6 +14,9 @@ def test_quick_start_runs():
     namespace = {}
     exec(compile(code, str(README), "exec"), namespace)
     assert namespace["model"].n_components_ == 5
+    # The Dask example: the same fit on 4 blocks, lazy labels.
+    assert namespace["dask_model"].n_components_ == 5
+    assert namespace["labels"].shape == (len(namespace["X"]),)
     assert namespace["search"].best_params_["sparsegaussianmixture__sparsity"] in (
         2,
         4,

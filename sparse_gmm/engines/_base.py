@@ -128,6 +128,10 @@ class Engine(ABC):
             return array.to(self.device)
         return as_shared_tensor(array).to(self.device)
 
+    def total_weight(self, sample_weight) -> float:
+        """``sum_i w_i`` of samples as :meth:`as_tensor` returned them."""
+        return float(sample_weight.sum(dtype=torch.float64))
+
     @abstractmethod
     def score_samples(self, X, parameters: MixtureParameters) -> torch.Tensor:
         """Log-density ``log p(x_i)`` of each sample, shape (n_samples,)."""

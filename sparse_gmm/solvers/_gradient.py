@@ -145,7 +145,7 @@ class GradientSolver(Solver):
     ) -> FitResult:
         """Run the optimiser from ``initial`` (same contract as MMEMSolver)."""
         covariance_type = initial.covariance_type
-        total_weight = float(sample_weight.sum(dtype=torch.float64))
+        total_weight = engine.total_weight(sample_weight)
         variables = _unconstrained(initial)
         active = initial.active
         optimizer = self._make_optimizer(list(variables.values()))
