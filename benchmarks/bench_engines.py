@@ -304,37 +304,17 @@ def measure_memory(engine, n_samples, n_components, n_features, dtype, threads):
 # --------------------------------------------------------------------------
 
 
-def n_moment_features(n_features):
-    return 1 + n_features + n_features * (n_features + 1) // 2
-
-
-def best_of(function, repeats=3):
-    function()  # warm-up
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        best = min(best, time.perf_counter() - start)
-    return best
-
-
 def machine_rates(dtype_name):
     """``(flop/s, exp/s)``: a 2048^3 matmul and ``torch.exp`` on 2**23 elements."""
     import torch
+    from bench_speed import machine_rates as measured_rates
 
-    dtype = getattr(torch, dtype_name)
-    size = 2048
-    a = torch.randn(size, size, dtype=dtype)
-    b = torch.randn(size, size, dtype=dtype)
-    out = torch.empty_like(a)
-    flops = 2 * size**3 / best_of(lambda: torch.mm(a, b, out=out))
-    x = torch.randn(2**23, dtype=dtype)
-    y = torch.empty_like(x)
-    exps = x.numel() / best_of(lambda: torch.exp(x, out=y))
-    return flops, exps
+    return measured_rates(getattr(torch, dtype_name))
 
 
 def floor_seconds(n, m, d, rates):
+    from bench_speed import n_moment_features
+
     flops, exps = rates
     return 4 * n * m * n_moment_features(d) / flops + 2 * n * m / exps
 

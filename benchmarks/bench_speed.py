@@ -193,14 +193,14 @@ def best_of(function, repeats=3):
     return best
 
 
-def machine_rates():
-    """Float64 matmul flop/s (2048^3) and torch.exp elements/s (2**23)."""
+def machine_rates(dtype=torch.float64):
+    """Matmul flop/s (2048^3) and torch.exp elements/s (2**23) in ``dtype``."""
     size = 2048
-    a = torch.randn(size, size, dtype=torch.float64)
-    b = torch.randn(size, size, dtype=torch.float64)
+    a = torch.randn(size, size, dtype=dtype)
+    b = torch.randn(size, size, dtype=dtype)
     out = torch.empty_like(a)
     flops = 2 * size**3 / best_of(lambda: torch.mm(a, b, out=out))
-    x = torch.randn(2**23, dtype=torch.float64)
+    x = torch.randn(2**23, dtype=dtype)
     y = torch.empty_like(x)
     exps = x.numel() / best_of(lambda: torch.exp(x, out=y))
     return flops, exps
