@@ -74,10 +74,18 @@ def mixture_center(parameters: MixtureParameters, dtype: torch.dtype) -> torch.T
     Rounding it to the samples' dtype first means that ``x - center`` is what
     the float64 coefficients assume, whatever the precision of ``x``.
 
+    Parameters
+    ----------
+    parameters : MixtureParameters
+    dtype : torch.dtype or numpy.dtype
+        The samples' dtype (a Dask engine's samples carry a NumPy one).
+
     Returns
     -------
     torch.Tensor of shape (n_features,), float64
     """
+    if not isinstance(dtype, torch.dtype):
+        dtype = torch.from_numpy(np.empty(0, dtype=dtype)).dtype
     center = parameters.weights.detach() @ parameters.means.detach()
     return center.to(dtype).to(torch.float64)
 

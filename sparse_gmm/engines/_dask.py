@@ -36,12 +36,11 @@ import torch
 from .._dask import distributed_client, import_dask, is_dask_collection
 from .._dask_validation import NON_FINITE_X
 from .._gaussian import MixtureParameters
-from .._moments import log_density_coefficients, n_moment_features
+from .._moments import n_moment_features
 from . import make_engine
 from ._base import (
     Engine,
     SufficientStatistics,
-    _WeightedLogLikelihood,
     mixture_center,
 )
 
@@ -206,11 +205,6 @@ def check_device_name(device):
         ) from None
 
 
-def _torch_dtype(numpy_dtype):
-    """The torch dtype of a NumPy dtype (float32 or float64 here)."""
-    return torch.from_numpy(np.empty(0, dtype=numpy_dtype)).dtype
-
-
 class DaskEngine(Engine):
     """Engine over the blocks of Dask arrays, each block computed on a worker.
 
@@ -300,19 +294,9 @@ class DaskEngine(Engine):
         totals = torch.as_tensor(packed.sum(axis=0).compute())
         return SufficientStatistics(
             moments=totals[:-2].reshape(n_components, n_moments),
-            center=mixture_center(parameters, _torch_dtype(X.dtype)),
+            center=mixture_center(parameters, X.dtype),
             log_likelihood=float(totals[-2]),
             total_weight=float(totals[-1]),
-        )
-
-    def log_likelihood(self, X, sample_weight, parameters):
-        # The base class's, but X.dtype is a NumPy dtype here. Its gradient is
-        # the summed moments, so the backward pass needs no second pass over
-        # the blocks.
-        center = mixture_center(parameters, _torch_dtype(X.dtype))
-        theta = log_density_coefficients(parameters, center)
-        return _WeightedLogLikelihood.apply(
-            theta, lambda: self.statistics(X, sample_weight, parameters)
         )
 
     def score_samples(self, X, parameters):
