@@ -4,6 +4,8 @@ import numpy as np
 import pytest
 import torch
 
+from sparse_gmm import SparseGaussianMixture
+
 # The tests fit thousands of small models, and small tensors gain nothing from
 # a second thread; on a loaded machine two threads made a 533 x 6 exp 1,000
 # times slower (oversubscribed OpenMP). Subprocess tests set their own.
@@ -37,6 +39,26 @@ def gaussian_mixture_sample(
         X.append(rng.multivariate_normal(means[j], covariance, count))
         y.append(np.full(count, j))
     return np.concatenate(X), np.concatenate(y)
+
+
+def explicit_start(X, n_components, covariance_type="full"):
+    """Starting values (``weights_init``, ...) that pin a fit's start.
+
+    They are the k-means initialisation itself, read off a fit that stops
+    before its first iteration.
+    """
+    start = SparseGaussianMixture(
+        n_components,
+        sparsity=0.0,
+        max_iter=0,
+        covariance_type=covariance_type,
+        random_state=0,
+    ).fit(X)
+    return {
+        "weights_init": start.weights_,
+        "means_init": start.means_,
+        "precisions_init": start.precisions_,
+    }
 
 
 @pytest.fixture

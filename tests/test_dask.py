@@ -17,7 +17,7 @@ from sparse_gmm import SparseGaussianMixture
 from sparse_gmm import _dask_sampling as dask_sampling
 from sparse_gmm.engines import _dask as dask_engine
 
-from .conftest import gaussian_mixture_sample
+from .conftest import explicit_start, gaussian_mixture_sample
 
 dask = pytest.importorskip("dask")
 da = pytest.importorskip("dask.array")
@@ -68,21 +68,6 @@ def _blocks(array):
     return da.from_array(array, chunks=(BLOCK, *array.shape[1:]))
 
 
-def _explicit_start(X, n_components, covariance_type):
-    start = SparseGaussianMixture(
-        n_components,
-        sparsity=0.0,
-        max_iter=0,
-        covariance_type=covariance_type,
-        random_state=0,
-    ).fit(X)
-    return {
-        "weights_init": start.weights_,
-        "means_init": start.means_,
-        "precisions_init": start.precisions_,
-    }
-
-
 def _assert_same_fit(on_dask, in_memory):
     assert on_dask.n_iter_ == in_memory.n_iter_
     assert_array_equal(on_dask.n_components_curve_, in_memory.n_components_curve_)
@@ -105,7 +90,7 @@ def test_fit_matches_the_in_memory_fit_from_the_same_start(
     params = dict(
         sparsity=SPARSITY,
         covariance_type=covariance_type,
-        **_explicit_start(X, N_COMPONENTS, covariance_type),
+        **explicit_start(X, N_COMPONENTS, covariance_type),
     )
     sample_weight = weights if weighted else None
     in_memory = SparseGaussianMixture(N_COMPONENTS, **params).fit(
@@ -126,7 +111,7 @@ def test_float32_fit_stays_float32_and_matches_in_memory(client, data):
     params = dict(
         sparsity=SPARSITY,
         covariance_type="diag",
-        **_explicit_start(X, N_COMPONENTS, "diag"),
+        **explicit_start(X, N_COMPONENTS, "diag"),
     )
     in_memory = SparseGaussianMixture(N_COMPONENTS, **params)
     in_memory.fit(X, sample_weight=weights)
@@ -277,7 +262,7 @@ def test_block_functions_never_run_on_the_client(client, data, monkeypatch):
 @pytest.mark.parametrize("solver, max_iter", [("adam", 3), ("lbfgs", 2)])
 def test_gradient_solvers_match_in_memory(client, data, solver, max_iter):
     X, weights = data
-    start = _explicit_start(X, N_COMPONENTS, "full")
+    start = explicit_start(X, N_COMPONENTS, "full")
     params = dict(solver=solver, max_iter=max_iter, tol=0.0, **start)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
@@ -296,7 +281,7 @@ def test_keops_engine_on_the_workers(client, data):
         sparsity=SPARSITY,
         max_iter=6,
         tol=0.0,
-        **_explicit_start(X, N_COMPONENTS, "full"),
+        **explicit_start(X, N_COMPONENTS, "full"),
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
@@ -331,7 +316,7 @@ def test_large_parameters_are_scattered_and_give_the_same_fit(
         sparsity=SPARSITY,
         max_iter=3,
         tol=0.0,
-        **_explicit_start(X, N_COMPONENTS, "full"),
+        **explicit_start(X, N_COMPONENTS, "full"),
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
@@ -349,7 +334,7 @@ def test_large_parameters_are_scattered_and_give_the_same_fit(
 def test_without_a_distributed_client(data, monkeypatch):
     X, weights = data
     monkeypatch.setattr(dask_engine, "SCATTER_BYTES", 0)
-    params = dict(sparsity=SPARSITY, **_explicit_start(X, N_COMPONENTS, "full"))
+    params = dict(sparsity=SPARSITY, **explicit_start(X, N_COMPONENTS, "full"))
     in_memory = SparseGaussianMixture(N_COMPONENTS, **params).fit(
         X, sample_weight=weights
     )

@@ -8,29 +8,14 @@ from sklearn.mixture import GaussianMixture
 
 from sparse_gmm import SparseGaussianMixture
 
-from .conftest import gaussian_mixture_sample
-
-
-def _explicit_start(X, n_components, covariance_type="full"):
-    start = SparseGaussianMixture(
-        n_components,
-        sparsity=0.0,
-        max_iter=0,
-        covariance_type=covariance_type,
-        random_state=0,
-    ).fit(X)
-    return {
-        "weights_init": start.weights_,
-        "means_init": start.means_,
-        "precisions_init": start.precisions_,
-    }
+from .conftest import explicit_start, gaussian_mixture_sample
 
 
 @pytest.mark.parametrize("covariance_type", ["full", "tied", "diag", "spherical"])
 def test_sample_weight_equals_repeated_rows(covariance_type):
     X, _ = gaussian_mixture_sample(n_samples=500, n_components=3, seed=1)
     counts = np.random.default_rng(0).integers(0, 4, len(X))
-    start = _explicit_start(X, 8, covariance_type)
+    start = explicit_start(X, 8, covariance_type)
     common = dict(covariance_type=covariance_type, sparsity=1.0, **start)
     weighted = SparseGaussianMixture(8, **common).fit(X, sample_weight=counts)
     repeated = SparseGaussianMixture(8, **common).fit(np.repeat(X, counts, axis=0))
