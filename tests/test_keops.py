@@ -93,3 +93,23 @@ def test_keops_scores_far_samples_as_torch_does(dtype):
     scores = symbolic.score_samples(far)
     assert not np.any(np.isnan(scores))
     assert_allclose(scores, dense.score_samples(far), rtol=1e-5)
+
+
+def test_keops_labels_samples_beyond_the_range_as_torch_does():
+    """Far away, the widest component is the most likely, whatever comes first."""
+    rng = np.random.default_rng(0)
+    X = np.vstack(
+        [rng.normal(size=(200, 2)) * 3 + [10, 0], rng.normal(size=(200, 2)) * 0.3]
+    )
+    far = np.array([[1e200, 0.0], [0.0, -1e200], [1.0, 1.0]])
+    models = {
+        engine: SparseGaussianMixture(
+            2, sparsity=0.0, engine=engine, random_state=0
+        ).fit(X)
+        for engine in ("torch", "keops")
+    }
+    wide = int(np.argmax(models["torch"].covariances_[:, 0, 0]))
+    assert models["torch"].predict(far)[:2].tolist() == [wide, wide]
+    np.testing.assert_array_equal(
+        models["keops"].predict(far), models["torch"].predict(far)
+    )

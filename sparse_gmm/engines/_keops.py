@@ -20,7 +20,7 @@ import threading
 
 import torch
 
-from .._gaussian import MixtureParameters, log_normalisers
+from .._gaussian import MixtureParameters, far_sample_posteriors, log_normalisers
 from ._base import Engine, SufficientStatistics, mixture_center
 from ._torch import TorchEngine
 
@@ -166,9 +166,11 @@ class KeOpsEngine(Engine):
         far = ~torch.isfinite(log_density)
         if far.any():
             # Far from every component the whitened distances overflow and
-            # the log-sum-exp of -inf terms is NaN; the dense engine has an
-            # exact path for such rows.
-            log_density[far] = self._dense.score_samples(X[far], parameters)
+            # the log-sum-exp of -inf terms is NaN; such rows take the exact
+            # path, as in the torch engine.
+            log_density[far] = far_sample_posteriors(X[far], parameters)[0].to(
+                log_density.dtype
+            )
         return log_density
 
     def log_responsibilities(self, X, parameters):
@@ -179,8 +181,16 @@ class KeOpsEngine(Engine):
     def most_likely_component(self, X, parameters):
         log_joint, key = self._log_joint(X, parameters)
         with torch.no_grad():
-            labels = self._reduce((*key, "argmax"), lambda: log_joint.argmax(dim=1))
-        return labels[:, 0].long()
+            peak, labels = self._reduce(
+                (*key, "max_argmax"), lambda: log_joint.max_argmax(dim=1)
+            )
+        labels = labels[:, 0].long()
+        far = ~torch.isfinite(peak[:, 0])
+        if far.any():
+            # Past the dtype's range every term is -inf or NaN and the argmax
+            # is arbitrary; the exact path knows the limit.
+            labels[far] = far_sample_posteriors(X[far], parameters)[2]
+        return labels
 
     def statistics(self, X, sample_weight, parameters):
         LazyTensor, _ = _keops(self.verbose)
