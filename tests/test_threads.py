@@ -19,6 +19,7 @@ What is shared between threads, and how it is handled:
 """
 
 import threading
+import time
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 
@@ -113,22 +114,29 @@ def test_conversions_leave_other_threads_warnings_alone():
     filters_before = list(warnings.filters)
     stop = threading.Event()
 
-    def convert():
-        converted = 0
+    shared = [0, 0, 0]  # conversions so far that shared the array, per thread
+
+    def convert(index):
         while not stop.is_set():
             tensor = engine.as_tensor(read_only)
-            converted += tensor.data_ptr() == read_only.ctypes.data
-        return converted
+            shared[index] += tensor.data_ptr() == read_only.ctypes.data
+        return shared[index]
 
-    lost = 0
+    lost = recorded = 0
+    # Recording goes on until every converter has run: on a loaded machine
+    # a thread may get few turns in a fixed number of warnings.
+    deadline = time.monotonic() + 120
     with ThreadPoolExecutor(max_workers=3) as pool:
-        converters = [pool.submit(convert) for _ in range(3)]
+        converters = [pool.submit(convert, index) for index in range(3)]
         try:
-            for _ in range(20000):
+            while recorded < 20000 or (
+                min(shared) <= 100 and time.monotonic() < deadline
+            ):
                 with warnings.catch_warnings(record=True) as log:
                     warnings.simplefilter("always")
                     warnings.warn("this thread's warning", UserWarning, stacklevel=1)
                 lost += len(log) != 1
+                recorded += 1
         finally:
             stop.set()
         conversions = [converter.result() for converter in converters]
