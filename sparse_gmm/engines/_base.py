@@ -101,10 +101,9 @@ class _WeightedLogLikelihood(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, theta, statistics):
-        computed = statistics()
-        ctx.save_for_backward(computed.moments)
+        ctx.save_for_backward(statistics.moments)
         return torch.tensor(
-            computed.log_likelihood, dtype=torch.float64, device=theta.device
+            statistics.log_likelihood, dtype=torch.float64, device=theta.device
         )
 
     @staticmethod
@@ -163,15 +162,10 @@ class Engine(ABC):
         torch.Tensor
             A float64 scalar with a gradient for autograd.
         """
-        center = mixture_center(parameters, X.dtype)
-        theta = log_density_coefficients(parameters, center)
-
-        def statistics():
-            # Engines shift by the same mixture_center, so the moments are
-            # in theta's frame.
-            with torch.no_grad():
-                return self.statistics(X, sample_weight, parameters)
-
+        with torch.no_grad():
+            statistics = self.statistics(X, sample_weight, parameters)
+        # theta in the frame of the moments, whichever centre the engine chose.
+        theta = log_density_coefficients(parameters, statistics.center)
         return _WeightedLogLikelihood.apply(theta, statistics)
 
     @abstractmethod

@@ -45,6 +45,32 @@ def _logsumexp(log_joint):
     return (peak + torch.log(scaled.sum(dim=1, keepdim=True)))[:, 0]
 
 
+class _CachedFeatures:
+    """``phi(X - center)`` of one whole sample tensor, and what it is valid for.
+
+    It holds ``X`` itself, so that the memory cannot be freed and reused by
+    another tensor of the same address while the cache lives; ``X``'s version
+    counter tells whether it was written in place since.
+    """
+
+    def __init__(self, X, covariance_type, center, phi):
+        # center: float64, representable in X's dtype.
+        self.X = X
+        self.version = X._version
+        self.covariance_type = covariance_type
+        self.center = center
+        self.phi = phi
+        # (A tenth of the root-mean-square distance to the centre) squared.
+        self.radius2 = 0.01 * float(torch.mean(torch.sum((X - center) ** 2, dim=1)))
+
+    def matches(self, X, covariance_type):
+        return (
+            X is self.X
+            and X._version == self.version
+            and covariance_type == self.covariance_type
+        )
+
+
 class TorchEngine(Engine):
     """Dense torch engine, on CPU or CUDA.
 
@@ -60,6 +86,50 @@ class TorchEngine(Engine):
     def __init__(self, device="cpu", memory_budget=64 * 2**20):
         super().__init__(device)
         self.memory_budget = memory_budget
+        self._features = None
+
+    def _chunk_length(self, X, n_moment_features, n_components):
+        # phi, the log-joint block and the responsibilities live at once.
+        per_row = X.element_size() * (n_moment_features + 2 * n_components + 2)
+        return max(1, self.memory_budget // per_row)
+
+    def _center(self, X, parameters):
+        """The shift of the samples: the mixture's mean, or a cached one near it.
+
+        An iteration moves the mixture's mean a little, and every move would
+        recompute ``phi`` for all samples. Where ``X`` fits in one chunk, its
+        ``phi`` is kept, with its centre, for as long as the mixture's mean
+        stays within a tenth of the samples' root-mean-square distance from
+        that centre: the expanded quadratic form then loses no more to
+        cancellation than it would at the mean itself (module docstring of
+        :mod:`sparse_gmm._moments`).
+        """
+        center = mixture_center(parameters, X.dtype)
+        cached = self._features
+        if (
+            cached is not None
+            and cached.matches(X, parameters.covariance_type)
+            and float(torch.sum((center - cached.center) ** 2)) <= cached.radius2
+        ):
+            return cached.center
+        return center
+
+    def _phi(self, X, rows, shift, covariance_type):
+        """``phi(X[rows] - shift)``, from the cache where it was computed."""
+        cached = self._features
+        whole = rows.start == 0 and rows.stop >= X.shape[0]
+        if not whole:
+            return moment_features(X[rows] - shift, covariance_type)
+        center = shift.to(torch.float64)
+        if (
+            cached is not None
+            and cached.matches(X, covariance_type)
+            and torch.equal(cached.center, center)
+        ):
+            return cached.phi
+        phi = moment_features(X - shift, covariance_type)
+        self._features = _CachedFeatures(X, covariance_type, center, phi)
+        return phi
 
     def _chunks(self, X, theta, center, covariance_type):
         """Yield ``(rows, phi, log_joint)`` for consecutive chunks of samples.
@@ -80,22 +150,19 @@ class TorchEngine(Engine):
             ``log W_j + log N(x_i | mu_j, Sigma_j)``.
         """
         shift = center.to(X.dtype)
-        # phi, the log-joint block and the responsibilities live at once.
-        per_row = X.element_size() * (theta.shape[0] + 2 * theta.shape[1] + 2)
-        chunk = max(1, self.memory_budget // per_row)
+        chunk = self._chunk_length(X, theta.shape[0], theta.shape[1])
         for start in range(0, X.shape[0], chunk):
             rows = slice(start, start + chunk)
-            phi = moment_features(X[rows] - shift, covariance_type)
+            phi = self._phi(X, rows, shift, covariance_type)
             yield rows, phi, phi @ theta
 
-    @staticmethod
-    def _coefficients(parameters: MixtureParameters, dtype):
+    def _coefficients(self, X, parameters: MixtureParameters):
         """``(theta, center)``: float64 ``theta``, differentiable in the parameters."""
-        center = mixture_center(parameters, dtype).detach()
+        center = self._center(X, parameters).detach()
         return log_density_coefficients(parameters, center), center
 
     def _log_joint_chunks(self, X, parameters):
-        theta, center = self._coefficients(parameters, X.dtype)
+        theta, center = self._coefficients(X, parameters)
         return self._chunks(
             X, theta.detach().to(X.dtype), center, parameters.covariance_type
         )
@@ -188,7 +255,7 @@ class TorchEngine(Engine):
         return moments, log_likelihood
 
     def statistics(self, X, sample_weight, parameters):
-        theta, center = self._coefficients(parameters, X.dtype)
+        theta, center = self._coefficients(X, parameters)
         moments, log_likelihood = self._accumulate(
             X, sample_weight, theta.detach(), center, parameters.covariance_type
         )
