@@ -92,8 +92,10 @@ def mm_weights(responsibility_mass, tangent_slopes, tol=1e-15, max_iter=200):
         weights[alive] = a_alive
         return weights
 
+    # ndarray.sum, not np.sum: this loop runs in every MM-EM iteration, and
+    # np.sum's dispatch costs more than the sum of 20 numbers.
     def excess(lam):
-        return np.sum(a_alive / (lam + c_alive)) - 1.0
+        return (a_alive / (lam + c_alive)).sum() - 1.0
 
     j = np.argmin(c_alive)
     # excess(low) >= 0: the smallest-slope term alone reaches one there, and
@@ -109,7 +111,7 @@ def mm_weights(responsibility_mass, tangent_slopes, tol=1e-15, max_iter=200):
             low = lam
         else:
             high = lam
-        step = lam - value / -np.sum(a_alive / (lam + c_alive) ** 2)
+        step = lam + value / (a_alive / (lam + c_alive) ** 2).sum()
         lam = step if low < step < high else 0.5 * (low + high)
         if high - low <= tol * max(1.0, abs(lam)):
             break

@@ -14,6 +14,8 @@ mean) before calling :func:`moment_features`; that makes offsets harmless.
 
 from __future__ import annotations
 
+import functools
+
 import torch
 
 from ._gaussian import MixtureParameters, component_precisions, log_normalisers
@@ -30,7 +32,10 @@ def n_moment_features(covariance_type, n_features):
     return 1 + n_features + second_order
 
 
+@functools.lru_cache(maxsize=64)
 def _triu(n_features, device):
+    # Cached: three calls per EM iteration otherwise allocate the same
+    # indices. Callers only read them.
     return torch.triu_indices(n_features, n_features, device=device)
 
 
