@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import time
-from numbers import Integral
+from numbers import Integral, Real
 from typing import ClassVar
 
 import numpy as np
@@ -38,6 +38,9 @@ _SHARED_PARAMETERS = (
     "device",
     "random_state",
 )
+# Powers of the grid's ratio by which the walk may extend a default grid
+# upwards: 10 doublings reach 1000 times its top.
+_MAX_EXTENSIONS = 10
 _FITTED = (
     "weights_",
     "means_",
@@ -53,6 +56,18 @@ _FITTED = (
 )
 
 
+def _default_grid(n_sparsities, n_components):
+    """``n_sparsities`` values from ``0.1 * n_components`` to ``3 * n_components``.
+
+    Returns
+    -------
+    ndarray of shape (n_sparsities,), increasing
+    """
+    if n_sparsities == 1:
+        return np.array([0.4 * n_components])
+    return np.geomspace(0.1, 3.0, n_sparsities) * n_components
+
+
 def _relaxed(model, X, sample_weight):
     """The model's survivors refitted without the penalty, from where they are.
 
@@ -65,49 +80,60 @@ def _relaxed(model, X, sample_weight):
     return relaxed.fit(X, sample_weight=sample_weight)
 
 
-def _path_models(estimator, X, sample_weight, sparsities, path):
-    """Yield the fit at each of the increasing ``sparsities``, in order.
-
-    ``path='restart'`` starts every fit from one initialisation of the
-    components (k-means, say), computed once; ``path='warm'`` starts each fit
-    from the previous one's survivors. The path ends after a fit that keeps a
-    single component: one component has weight 1 and a constant penalty, so
-    every larger sparsity gives that fit again.
+def _path_start(estimator, X, sample_weight, path):
+    """Where the first fit of a path starts.
 
     Parameters
     ----------
     estimator : SparseGaussianMixture
     X : ndarray of shape (n_samples, n_features)
     sample_weight : ndarray of shape (n_samples,) or None
-    sparsities : ndarray of shape (n_sparsities,)
     path : {'restart', 'warm'}
 
-    Yields
-    ------
-    SparseGaussianMixture
-        Fitted; with ``path='warm'`` the same object is refitted next.
+    Returns
+    -------
+    dict
+        Parameters for ``estimator.set_params``: with ``path='restart'``, the
+        components of one initialisation (k-means, say), computed here once
+        and shared by every sparsity; with ``path='warm'``, ``warm_start``.
     """
     if path == "warm":
-        model = clone(estimator).set_params(warm_start=True)
+        return {"warm_start": True}
+    start = clone(estimator).set_params(max_iter=0)
+    start.fit(X, sample_weight=sample_weight)
+    return {
+        "weights_init": start.weights_,
+        "means_init": start.means_,
+        "precisions_init": start.precisions_,
+    }
+
+
+def _fit_from(estimator, X, sample_weight, sparsity, start):
+    """Fit at ``sparsity`` from ``start``.
+
+    Parameters
+    ----------
+    estimator : SparseGaussianMixture
+    X : ndarray of shape (n_samples, n_features)
+    sample_weight : ndarray of shape (n_samples,) or None
+    sparsity : float
+    start : dict or SparseGaussianMixture
+        A :func:`_path_start`, or the previous fit of a warm path, which is
+        refitted in place.
+
+    Returns
+    -------
+    SparseGaussianMixture
+    """
+    if isinstance(start, SparseGaussianMixture):
+        model = start
     else:
-        start = clone(estimator).set_params(max_iter=0)
-        start.fit(X, sample_weight=sample_weight)
-        initialisation = {
-            "weights_init": start.weights_,
-            "means_init": start.means_,
-            "precisions_init": start.precisions_,
-        }
-    for sparsity in sparsities:
-        if path == "restart":
-            model = clone(estimator).set_params(**initialisation)
-        model.set_params(sparsity=sparsity).fit(X, sample_weight=sample_weight)
-        yield model
-        if model.n_components_ == 1:
-            return
+        model = clone(estimator).set_params(**start)
+    return model.set_params(sparsity=sparsity).fit(X, sample_weight=sample_weight)
 
 
-def _fold_path(estimator, X, sample_weight, train, test, sparsities, options):
-    """Scores of one fold's path; see :func:`_path_models`.
+def _fold_step(estimator, X, sample_weight, train, test, sparsity, start, options):
+    """One fold's fit at one sparsity, scored on the held-out part.
 
     Parameters
     ----------
@@ -115,39 +141,142 @@ def _fold_path(estimator, X, sample_weight, train, test, sparsities, options):
     X : ndarray of shape (n_samples, n_features)
     sample_weight : ndarray of shape (n_samples,) or None
     train, test : ndarray of int
-    sparsities : ndarray of shape (n_sparsities,), increasing
+    sparsity : float
+    start : dict or SparseGaussianMixture
+        See :func:`_fit_from`.
     options : dict
-        ``scorer``, ``path`` and ``relax``.
+        ``scorer`` and ``relax``.
 
     Returns
     -------
-    scores, n_components, fit_times : ndarray of shape (n_sparsities,)
-        Past the end of a path, the last values are repeated (times are 0).
+    score : float
+    n_components : int
+    fit_time : float
+        Seconds, the relaxed refit included.
+    model : SparseGaussianMixture
+        The penalised fit, where a warm path continues.
     """
     weight = None if sample_weight is None else sample_weight[train]
-    scores = np.empty(len(sparsities))
-    n_components = np.empty(len(sparsities), dtype=np.int64)
-    fit_times = np.zeros(len(sparsities))
-    models = _path_models(estimator, X[train], weight, sparsities, options["path"])
     started = time.perf_counter()
-    for k, model in enumerate(models):
-        scored = _relaxed(model, X[train], weight) if options["relax"] else model
-        fit_times[k] = time.perf_counter() - started
-        scores[k:] = options["scorer"](scored, X[test])
-        n_components[k:] = model.n_components_
-        started = time.perf_counter()
-    return scores, n_components, fit_times
+    model = _fit_from(estimator, X[train], weight, sparsity, start)
+    scored = _relaxed(model, X[train], weight) if options["relax"] else model
+    fit_time = time.perf_counter() - started
+    return options["scorer"](scored, X[test]), model.n_components_, fit_time, model
+
+
+class _Path:
+    """The folds' fits along the sparsities, stepped in lockstep.
+
+    Parameters
+    ----------
+    folds : list of (train, test)
+    estimator : SparseGaussianMixture
+        The fold fits' settings (``tol`` is the CV's ``path_tol``).
+    X : ndarray of shape (n_samples, n_features)
+    sample_weight : ndarray of shape (n_samples,) or None
+    options : dict
+        ``scorer`` and ``relax``, for :func:`_fold_step`.
+    verbose : int
+
+    Attributes
+    ----------
+    steps : dict
+        Sparsity to ``(scores, n_components, fit_times)``, each of shape
+        (n_folds,).
+    """
+
+    def __init__(self, folds, estimator, X, sample_weight, options, verbose):
+        self.folds = folds
+        self.estimator = estimator
+        self.X = X
+        self.sample_weight = sample_weight
+        self.options = options
+        self.verbose = verbose
+        self.steps = {}
+        self._starts = None
+        self._warm = False
+
+    def start(self, pool, path):
+        """Initialise every fold (see :func:`_path_start`)."""
+        self._warm = path == "warm"
+        weight = self.sample_weight
+        self._starts = pool(
+            delayed(_path_start)(
+                self.estimator,
+                self.X[train],
+                None if weight is None else weight[train],
+                path,
+            )
+            for train, _ in self.folds
+        )
+
+    def step(self, pool, sparsity):
+        """Fit and score every fold at ``sparsity``.
+
+        Returns
+        -------
+        score : float
+            The mean held-out score.
+        single : bool
+            Whether every fold kept one component.
+        """
+        results = pool(
+            delayed(_fold_step)(
+                self.estimator,
+                self.X,
+                self.sample_weight,
+                train,
+                test,
+                sparsity,
+                start,
+                self.options,
+            )
+            for (train, test), start in zip(self.folds, self._starts, strict=True)
+        )
+        scores, n_components, fit_times, models = zip(*results, strict=True)
+        self.steps[sparsity] = (
+            np.array(scores),
+            np.array(n_components),
+            np.array(fit_times),
+        )
+        if self._warm:
+            self._starts = models
+        if self.verbose:
+            print(
+                f"  sparsity {sparsity:.4g}: held-out score {np.mean(scores):.6g}, "
+                f"{np.mean(n_components):.3g} components, {np.sum(fit_times):.2f} s",
+                flush=True,
+            )
+        return self.score(sparsity), self.single(sparsity)
+
+    def score(self, sparsity):
+        """Mean held-out score at a fitted sparsity."""
+        return float(np.mean(self.steps[sparsity][0]))
+
+    def size(self, sparsity):
+        """Mean number of components kept at a fitted sparsity."""
+        return float(np.mean(self.steps[sparsity][1]))
+
+    def single(self, sparsity):
+        """Whether every fold kept one component at a fitted sparsity."""
+        return bool(np.all(self.steps[sparsity][1] == 1))
 
 
 class SparseGaussianMixtureCV(DensityMixin, BaseEstimator):
     """Sparse Gaussian mixture with the sparsity chosen by cross-validation.
 
-    In the manner of scikit-learn's ``LassoCV``: each fold is fitted along a
-    grid of increasing sparsities, every fit of a fold starting from the
-    fold's one initialisation (k-means is run once per fold, not per fit),
-    each fit's survivors are scored on the held-out part after a relaxed
-    refit (below), the sparsity with the best mean score is kept, and a model
-    is refitted on all the data at that sparsity.
+    In the manner of scikit-learn's ``LassoCV``: every fold is fitted along a
+    grid of sparsities, each fit's survivors are scored on the held-out part
+    after a relaxed refit (below), the sparsity with the best mean score is
+    kept, and a model is refitted on all the data at that sparsity.
+
+    The folds move through the grid together, from the largest sparsity
+    down: every fit of a fold starts from the fold's one initialisation
+    (k-means runs once per fold, not per fit), and the walk stops early once
+    less sparsity stops paying on held-out data (``early_stopping``), so the
+    costly fits with many components are rarely made. A default grid whose
+    largest sparsity still scores best is extended upwards, so the chosen
+    sparsity is not an edge of the grid unless one component is left.
 
     Parameters
     ----------
@@ -155,14 +284,13 @@ class SparseGaussianMixtureCV(DensityMixin, BaseEstimator):
         Starting number of components of every path.
     sparsities : array-like of float, default=None
         The grid. By default ``n_sparsities`` values geometrically spaced
-        from ``0.1 * n_components`` to ``3 * n_components``: the penalty acts
-        through ``sparsity / n_components`` (nats per square-root weight), and
-        that range runs from little pruning to well past the values that
-        recovered mixtures best (0.2 to 0.8, ``benchmarks/bench_defaults.py``).
-        Below 0.1 the fits kept nearly every component and cost the most
-        iterations.
-        The data decide where each path ends: once a fold keeps a single
-        component, larger sparsities are not fitted.
+        from ``0.1 * n_components`` to ``3 * n_components`` (the penalty acts
+        through ``sparsity / n_components``, nats per square-root weight;
+        0.2 to 0.8 recovered mixtures best in
+        ``benchmarks/bench_defaults.py``), extended upwards by the same ratio
+        while its largest value scores best by more than ``path_tol`` and a
+        fold keeps several components (at most 10 times). A grid given here
+        is fitted as given.
     n_sparsities : int, default=6
     cv : int, cross-validation generator or iterable, default=5
         An integer means ``KFold`` with shuffling, seeded by ``random_state``
@@ -173,11 +301,13 @@ class SparseGaussianMixtureCV(DensityMixin, BaseEstimator):
         :func:`sparse_gmm.bic_scorer` selects by BIC instead.
     selection : {'best', 'one_standard_error'}, default='best'
         'best' keeps the sparsity with the best mean score, as ``LassoCV``
-        does. 'one_standard_error' keeps the largest sparsity whose mean
-        score is within one standard error of the best (glmnet's
-        ``lambda.1se``): sparser models, at some cost in held-out
-        log-likelihood; on the mixtures of ``benchmarks/compare.py`` it
-        recovered the true size no more often than 'best'.
+        does; mean scores within ``path_tol`` of the best are ties, which go
+        to the fewest mean components, then to the larger sparsity.
+        'one_standard_error' keeps the largest sparsity whose mean score is
+        within one standard error of the best (glmnet's ``lambda.1se``):
+        sparser models, at some cost in held-out log-likelihood; on the
+        mixtures of ``benchmarks/compare.py`` it recovered the true size no
+        more often than 'best'.
     relax : bool, default=True
         Score, and return, each path model's surviving components refitted
         without the penalty (``sparsity=0``, warm-started), as the relaxed
@@ -186,25 +316,42 @@ class SparseGaussianMixtureCV(DensityMixin, BaseEstimator):
         weights lowers the held-out score of the sparser models, and the
         selection drifts to smaller sparsities with spurious components.
     path : {'restart', 'warm'}, default='restart'
-        'restart' fits every sparsity from the fold's initialisation. 'warm'
-        starts each fit from the previous sparsity's survivors, as
-        ``LassoCV`` does: cheaper, but a converged mixture keeps its
-        components as the sparsity grows (in 5 dimensions the warm path kept
-        18-20 of 20 components up to ``sparsity = 2 * n_components``, where a
-        fresh start keeps the true 4 or 5), so its choices are worse.
+        'restart' fits every sparsity from the fold's initialisation, from
+        the largest down. 'warm' goes up the grid instead, each fit starting
+        from the previous sparsity's survivors, as ``LassoCV`` does: cheaper
+        per fit, but a converged mixture keeps its components as the sparsity
+        grows (in 5 dimensions the warm path kept 18-20 of 20 components up
+        to ``sparsity = 2 * n_components``, where a fresh start keeps the true
+        4 or 5), so its choices are worse. A warm path ends once every fold
+        keeps one component.
+    early_stopping : bool, default=True
+        Stop the walk at the first sparsity whose mean held-out score is
+        worse than the best so far by more than ``path_tol``, or, going down
+        the grid, no better than it by more than ``path_tol`` although the
+        folds kept more components. False fits the whole grid.
+    path_tol : float, default=1e-3
+        Convergence tolerance of the fold fits (the final refit uses
+        ``tol``), and the margin below which mean scores are ties. A held-out
+        mean log-likelihood carries a sampling error of the log-density's
+        spread over ``sqrt(n_test)`` (``sqrt(D / 2)`` for a Gaussian: 0.05
+        nats for 400 held-out rows in 2 dimensions), so converging the folds
+        further would not change which sparsity wins, only cost iterations.
     covariance_type, tol, reg_covar, max_iter, init_params, prune_threshold, \
             solver, prior, removal_moves, engine, device, random_state :
         As in :class:`SparseGaussianMixture`.
     n_jobs : int, default=None
         Folds fitted in parallel (joblib, process workers).
     verbose : int, default=0
-        Passed to joblib; 1 or more also prints the chosen sparsity.
+        1 prints each sparsity's mean score, components and time as the walk
+        goes, and the chosen sparsity; 2 and more also joblib's progress.
 
     Attributes
     ----------
     sparsity_ : float
         The chosen sparsity.
-    sparsities_ : ndarray of shape (n_sparsities,)
+    sparsities_ : ndarray of shape (n_fitted,)
+        The sparsities that the folds were fitted at, increasing: the grid,
+        less those below an early stop, plus any extension above it.
     cv_results_ : dict of ndarrays
         Per sparsity: ``param_sparsity``, ``mean_test_score``,
         ``std_test_score``, ``split{k}_test_score``, ``rank_test_score``,
@@ -247,6 +394,8 @@ class SparseGaussianMixtureCV(DensityMixin, BaseEstimator):
         "selection": [StrOptions({"one_standard_error", "best"})],
         "relax": ["boolean"],
         "path": [StrOptions({"restart", "warm"})],
+        "early_stopping": ["boolean"],
+        "path_tol": [Interval(Real, 0, None, closed="left")],
         "n_jobs": [Integral, None],
         "verbose": ["verbose"],
     }
@@ -262,6 +411,8 @@ class SparseGaussianMixtureCV(DensityMixin, BaseEstimator):
         selection="best",
         relax=True,
         path="restart",
+        early_stopping=True,
+        path_tol=1e-3,
         covariance_type="full",
         tol=1e-4,
         reg_covar=1e-6,
@@ -285,6 +436,8 @@ class SparseGaussianMixtureCV(DensityMixin, BaseEstimator):
         self.selection = selection
         self.relax = relax
         self.path = path
+        self.early_stopping = early_stopping
+        self.path_tol = path_tol
         self.covariance_type = covariance_type
         self.tol = tol
         self.reg_covar = reg_covar
@@ -306,15 +459,17 @@ class SparseGaussianMixtureCV(DensityMixin, BaseEstimator):
         ).set_params(random_state=random_state)
 
     def _grid(self):
+        """``(grid, extensible)``: the increasing sparsities, and whether the
+        walk may extend them (the default grid only)."""
         if self.sparsities is None:
-            return np.geomspace(0.1, 3.0, self.n_sparsities) * self.n_components
+            return _default_grid(self.n_sparsities, self.n_components), True
         grid = np.sort(np.asarray(self.sparsities, dtype=np.float64).ravel())
         if grid.size == 0 or not np.all(np.isfinite(grid)) or np.any(grid < 0):
             raise ValueError(
                 "sparsities must be a non-empty list of finite values >= 0; got "
                 f"{self.sparsities!r}."
             )
-        return grid
+        return np.unique(grid), False
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None, sample_weight=None):
@@ -337,44 +492,41 @@ class SparseGaussianMixtureCV(DensityMixin, BaseEstimator):
             sample_weight = _check_sample_weight(
                 sample_weight, X, dtype=X.dtype, ensure_non_negative=True
             )
-        sparsities = self._grid()
+        grid, extensible = self._grid()
         # One seed for every fold and the refit, drawn once: the folds then
         # differ by their data only, as in GridSearchCV with a fixed seed.
         seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
         estimator = self._base_estimator(seed)
+        path_estimator = clone(estimator).set_params(tol=self.path_tol)
         cv = self.cv
         if isinstance(cv, Integral):
             cv = KFold(cv, shuffle=True, random_state=seed)
         folds = list(check_cv(cv).split(X))
-        options = {
-            "scorer": check_scoring(estimator, scoring=self.scoring),
-            "path": self.path,
-            "relax": self.relax,
-        }
-        paths = Parallel(n_jobs=self.n_jobs, verbose=self.verbose)(
-            delayed(_fold_path)(
-                estimator, X, sample_weight, train, test, sparsities, options
-            )
-            for train, test in folds
+        path = _Path(
+            folds=folds,
+            estimator=path_estimator,
+            X=X,
+            sample_weight=sample_weight,
+            options={
+                "scorer": check_scoring(estimator, scoring=self.scoring),
+                "relax": self.relax,
+            },
+            verbose=self.verbose,
         )
+        with Parallel(n_jobs=self.n_jobs, verbose=max(self.verbose - 1, 0)) as pool:
+            path.start(pool, self.path)
+            self._walk(pool, path, grid, extensible)
+        sparsities = np.array(sorted(path.steps))
         scores, n_components, fit_times = (
-            np.array(part) for part in zip(*paths, strict=True)
+            np.array([path.steps[s][part] for s in sparsities]).T for part in range(3)
         )
-        best = _select(scores, self.selection)
-        # The refit follows the folds' path to the chosen sparsity.
-        prefix = sparsities[: best + 1] if self.path == "warm" else [sparsities[best]]
-        *_, best_estimator = _path_models(
-            estimator, X, sample_weight, prefix, self.path
-        )
-        if self.relax:
-            best_estimator = _relaxed(best_estimator, X, sample_weight)
-        best_estimator.set_params(
-            warm_start=False, weights_init=None, means_init=None, precisions_init=None
-        )
+        best = _select(scores, n_components, self.selection, self.path_tol)
+        best_estimator = self._refit(estimator, X, sample_weight, sparsities, best)
         if self.verbose:
             print(
                 f"SparseGaussianMixtureCV: sparsity {sparsities[best]:.4g} "
-                f"({best_estimator.n_components_} components)"
+                f"({best_estimator.n_components_} components)",
+                flush=True,
             )
 
         self.sparsities_ = sparsities
@@ -385,6 +537,64 @@ class SparseGaussianMixtureCV(DensityMixin, BaseEstimator):
         for name in _FITTED:
             setattr(self, name, getattr(best_estimator, name))
         return self
+
+    def _walk(self, pool, path, grid, extensible):
+        """Fit the folds along ``grid``, in the path's order, until it stops.
+
+        'restart' runs from the largest sparsity down, 'warm' from the
+        smallest up (a warm start can only lose components). With early
+        stopping, the walk ends at the first sparsity whose mean score is
+        worse than the best so far by more than ``path_tol``, or no better
+        than it by more than ``path_tol`` while the mean number of components
+        grew: components that the held-out data do not pay for. A default grid
+        whose largest sparsity scores best, by more than ``path_tol``, while
+        some fold keeps several components, is extended upwards by its own
+        ratio until that stops being so.
+        """
+        order = grid if self.path == "warm" else grid[::-1]
+        best, size = -np.inf, None
+        for sparsity in order:
+            score, single = path.step(pool, sparsity)
+            if self.path == "warm" and single:
+                # One component has weight 1 and a constant penalty: every
+                # larger sparsity gives the same fit.
+                return
+            grew = size is not None and path.size(sparsity) > size
+            if self.early_stopping and (
+                score < best - self.path_tol or (grew and score <= best + self.path_tol)
+            ):
+                break
+            best, size = max(best, score), path.size(sparsity)
+        ratio = grid[-1] / grid[-2] if len(grid) > 1 else 2.0
+        top = grid[-1]
+        for _ in range(_MAX_EXTENSIONS if extensible else 0):
+            if top not in path.steps or path.single(top):
+                return
+            below = [path.score(s) for s in path.steps if s < top]
+            if not below or path.score(top) <= max(below) + self.path_tol:
+                return
+            top *= ratio
+            path.step(pool, top)
+
+    def _refit(self, estimator, X, sample_weight, sparsities, best):
+        """The model at ``sparsities[best]`` on all of ``X``, relaxed if asked.
+
+        A warm path is followed from its first sparsity, as in the folds.
+        """
+        start = _path_start(estimator, X, sample_weight, self.path)
+        if self.path == "warm":
+            prefix = sparsities[: best + 1]
+        else:
+            prefix = sparsities[best : best + 1]
+        for sparsity in prefix:
+            model = _fit_from(estimator, X, sample_weight, sparsity, start)
+            if self.path == "warm":
+                start = model
+        if self.relax:
+            model = _relaxed(model, X, sample_weight)
+        return model.set_params(
+            warm_start=False, weights_init=None, means_init=None, precisions_init=None
+        )
 
     def _fitted(self):
         check_is_fitted(self)
@@ -485,13 +695,20 @@ class SparseGaussianMixtureCV(DensityMixin, BaseEstimator):
         return self._fitted().aic(X)
 
 
-def _select(scores, selection):
+def _select(scores, n_components, selection, tol):
     """Index of the chosen sparsity.
+
+    Mean scores within ``tol`` of the best are ties: each fit stops once its
+    objective changes by less than ``tol`` per iteration, so closer scores
+    say nothing about which model is better. Ties go to the fewest mean
+    components, then to the larger sparsity.
 
     Parameters
     ----------
     scores : ndarray of shape (n_folds, n_sparsities)
+    n_components : ndarray of shape (n_folds, n_sparsities)
     selection : {'one_standard_error', 'best'}
+    tol : float
 
     Returns
     -------
@@ -499,10 +716,14 @@ def _select(scores, selection):
     """
     mean = scores.mean(axis=0)
     best = int(np.argmax(mean))
-    if selection == "best" or scores.shape[0] < 2:
-        return best
-    standard_error = scores[:, best].std(ddof=1) / np.sqrt(scores.shape[0])
-    return int(np.flatnonzero(mean >= mean[best] - standard_error).max())
+    margin = tol
+    if selection == "one_standard_error" and scores.shape[0] >= 2:
+        margin = max(tol, scores[:, best].std(ddof=1) / np.sqrt(scores.shape[0]))
+    candidates = np.flatnonzero(mean >= mean[best] - margin)
+    if selection == "one_standard_error":
+        return int(candidates.max())
+    size = n_components.mean(axis=0)[candidates]
+    return int(candidates[np.lexsort((-candidates, size))[0]])
 
 
 def _cv_results(sparsities, scores, n_components, fit_times):

@@ -10,6 +10,7 @@ from sklearn.exceptions import NotFittedError
 from sklearn.model_selection import KFold
 
 from sparse_gmm import SparseGaussianMixture, SparseGaussianMixtureCV, bic_scorer
+from sparse_gmm._cv import _select
 
 from .conftest import gaussian_mixture_sample
 
@@ -54,8 +55,73 @@ def test_cv_results_follow_grid_search_layout(fitted):
     assert_allclose(results["mean_test_score"], splits.mean(axis=0))
     assert_allclose(results["std_test_score"], splits.std(axis=0))
     assert results["rank_test_score"][np.argmax(results["mean_test_score"])] == 1
-    assert results["mean_n_components"][0] > 4
+    assert np.all(results["mean_fit_time"] > 0)
     assert results["mean_n_components"][-1] <= 4
+
+
+def test_early_stopping_fits_a_suffix_of_the_same_path(four_blobs, fitted):
+    full = clone(fitted).set_params(early_stopping=False).fit(four_blobs)
+    grid = np.geomspace(0.1, 3.0, 5) * 8
+    assert_allclose(full.sparsities_, grid)
+    # Restarted fits do not depend on the order: the early-stopped path is
+    # the full path's largest sparsities, with the same scores.
+    n = len(fitted.sparsities_)
+    assert n < len(grid)
+    assert_allclose(fitted.sparsities_, grid[-n:])
+    for key in ("mean_test_score", "mean_n_components"):
+        assert_allclose(fitted.cv_results_[key], full.cv_results_[key][-n:])
+    # It stopped at the first sparsity, going down, whose mean score fell
+    # below the best so far, or did not beat it although the folds kept more
+    # components; no earlier sparsity met that rule.
+    scores = fitted.cv_results_["mean_test_score"][::-1]
+    sizes = fitted.cv_results_["mean_n_components"][::-1]
+    assert _walk_stop(scores, sizes, fitted.path_tol) == n - 1
+    assert (
+        _walk_stop(
+            full.cv_results_["mean_test_score"][::-1],
+            full.cv_results_["mean_n_components"][::-1],
+            fitted.path_tol,
+        )
+        == n - 1
+    )
+    assert fitted.n_components_ == full.n_components_ == 4
+
+
+def _walk_stop(scores, sizes, tol):
+    """Where early stopping ends a walk down the grid, or None."""
+    best, size = -np.inf, None
+    for k, (score, n) in enumerate(zip(scores, sizes, strict=True)):
+        grew = size is not None and n > size
+        if score < best - tol or (grew and score <= best + tol):
+            return k
+        best, size = max(best, score), n
+    return None
+
+
+def test_a_default_grid_whose_top_scores_best_is_extended_upwards():
+    # Two close, heavy-tailed clusters in 4 dimensions: every sparsity of the
+    # default grid keeps spurious components, and the held-out score keeps
+    # improving as the sparsity grows past the grid's top.
+    rng = np.random.default_rng(0)
+    X = rng.standard_t(3, size=(150, 4))
+    model = SparseGaussianMixtureCV(8, n_sparsities=4, cv=3, random_state=0)
+    model.fit(X)
+    grid = np.geomspace(0.1, 3.0, 4) * 8
+    assert model.sparsities_[-1] > grid[-1]
+    extension = model.sparsities_[model.sparsities_ > grid[-1]]
+    ratio = grid[-1] / grid[-2]
+    assert_allclose(extension, grid[-1] * ratio ** np.arange(1, len(extension) + 1))
+    results = model.cv_results_
+    scores, sizes = results["mean_test_score"], results["mean_n_components"]
+    # Every extension was asked for: the top scored best when it was made.
+    grid_top = int(np.flatnonzero(np.isclose(model.sparsities_, grid[-1]))[0])
+    for k in range(grid_top, len(model.sparsities_) - 1):
+        top = np.flatnonzero(model.sparsities_ <= model.sparsities_[k])
+        assert scores[k] > scores[top[:-1]].max() + model.path_tol
+        assert sizes[k] > 1
+    # A grid given by the user is fitted as given.
+    given = clone(model).set_params(sparsities=grid, early_stopping=False).fit(X)
+    assert_allclose(given.sparsities_, grid)
 
 
 def test_warm_path_only_loses_components(four_blobs):
@@ -65,15 +131,53 @@ def test_warm_path_only_loses_components(four_blobs):
     assert model.best_estimator_.get_params()["warm_start"] is False
 
 
+def test_warm_path_stops_once_one_component_is_left():
+    X = np.random.default_rng(0).normal(size=(300, 2))
+    model = SparseGaussianMixtureCV(
+        4,
+        sparsities=[0.5, 2.0, 8.0, 32.0, 128.0, 512.0],
+        cv=2,
+        path="warm",
+        early_stopping=False,
+        random_state=0,
+    ).fit(X)
+    counts = model.cv_results_["mean_n_components"]
+    assert 1 < len(counts) < 6
+    assert counts[-1] == 1 and np.all(counts[:-1] > 1)
+    assert model.n_components_ == 1
+
+
+@pytest.mark.parametrize(
+    ("scores", "n_components", "expected"),
+    [
+        # The best mean wins when nothing else is within tol.
+        ([[-2.0, -1.0, -1.5], [-2.0, -1.0, -1.5]], [[9, 5, 2], [9, 5, 2]], 1),
+        # Within tol: the fewest mean components, not the higher score.
+        ([[-1.0, -1.00005, -3.0], [-1.0, -1.00005, -3.0]], [[6, 4, 1], [6, 4, 1]], 1),
+        # Equal sizes too: the larger sparsity.
+        ([[-1.0, -1.00005, -3.0], [-1.0, -1.0, -3.0]], [[4, 4, 1], [4, 4, 1]], 1),
+    ],
+)
+def test_ties_within_tol_go_to_the_smaller_model(scores, n_components, expected):
+    scores, n_components = np.array(scores), np.array(n_components)
+    assert _select(scores, n_components, "best", 1e-4) == expected
+    assert _select(scores, n_components, "best", 0.0) == int(
+        np.argmax(scores.mean(axis=0))
+    )
+
+
 def test_best_rule_and_one_standard_error_rule(four_blobs, fitted):
-    splits = np.array([fitted.cv_results_[f"split{k}_test_score"] for k in range(3)])
+    results = fitted.cv_results_
+    splits = np.array([results[f"split{k}_test_score"] for k in range(3)])
     mean = splits.mean(axis=0)
-    best = np.argmax(mean)
-    assert fitted.best_index_ == best
+    ties = np.flatnonzero(mean >= mean.max() - fitted.tol)
+    sizes = results["mean_n_components"][ties]
+    assert fitted.best_index_ in ties[sizes == sizes.min()]
 
     parsimonious = clone(fitted).set_params(selection="one_standard_error")
     parsimonious.fit(four_blobs)
     assert_allclose(parsimonious.cv_results_["mean_test_score"], mean)
+    best = np.argmax(mean)
     margin = splits[:, best].std(ddof=1) / np.sqrt(3)
     expected = max(i for i in range(len(mean)) if mean[i] >= mean[best] - margin)
     assert parsimonious.best_index_ == expected
@@ -95,21 +199,6 @@ def test_relaxed_refit_is_the_penalised_refit_fitted_without_penalty(four_blobs)
         relaxed.cv_results_["mean_test_score"][0]
         != penalised.cv_results_["mean_test_score"][0]
     )
-
-
-def test_path_stops_once_one_component_is_left():
-    X = np.random.default_rng(0).normal(size=(300, 2))
-    model = SparseGaussianMixtureCV(
-        4, sparsities=[1.0, 4.0, 16.0, 64.0, 256.0], cv=2, random_state=0
-    ).fit(X)
-    counts = model.cv_results_["mean_n_components"]
-    assert counts[-1] == 1
-    first_single = int(np.argmax(counts == 1))
-    assert first_single < 4
-    scores = model.cv_results_["mean_test_score"]
-    assert np.all(scores[first_single:] == scores[first_single])
-    assert np.all(model.cv_results_["mean_fit_time"][first_single + 1 :] == 0)
-    assert model.n_components_ == 1
 
 
 def test_folds_in_parallel_give_the_same_results(four_blobs):
@@ -166,3 +255,30 @@ def test_parameters_are_those_of_the_estimator():
     estimator = model._base_estimator(0)
     for name in shared - {"random_state", "verbose"}:
         assert estimator.get_params()[name] == model.get_params()[name], name
+
+
+def test_path_tol_converges_the_folds_and_tol_the_refit(four_blobs):
+    kwargs = dict(sparsities=[2.0, 6.0], cv=3, early_stopping=False, random_state=0)
+    loose = SparseGaussianMixtureCV(6, tol=1e-8, path_tol=0.5, **kwargs)
+    tight = SparseGaussianMixtureCV(6, tol=1e-8, path_tol=1e-8, **kwargs)
+    loose.fit(four_blobs)
+    tight.fit(four_blobs)
+    scores = [m.cv_results_["mean_test_score"] for m in (loose, tight)]
+    assert not np.allclose(*scores, rtol=0, atol=1e-6)
+    for model in (loose, tight):
+        refit = model.best_estimator_
+        assert refit.get_params()["tol"] == 1e-8
+        # The refit ran to tol: its last step changed the objective by less.
+        assert abs(refit.loss_curve_[-1] - refit.loss_curve_[-2]) < 1e-8
+
+
+def test_verbose_reports_every_sparsity_and_the_choice(four_blobs, capsys):
+    model = SparseGaussianMixtureCV(6, n_sparsities=3, cv=2, verbose=1)
+    model.set_params(random_state=0).fit(four_blobs)
+    lines = capsys.readouterr().out.splitlines()
+    walked = [line for line in lines if line.strip().startswith("sparsity ")]
+    assert len(walked) == len(model.sparsities_)
+    assert (
+        f"sparsity {model.sparsity_:.4g} ({model.n_components_} components)"
+        in (lines[-1])
+    )
