@@ -111,7 +111,12 @@ def mm_weights(responsibility_mass, tangent_slopes, tol=1e-15, max_iter=200):
             low = lam
         else:
             high = lam
-        step = lam + value / (a_alive / (lam + c_alive) ** 2).sum()
+        # Near a pole (lam + c_j tiny, for a tiny mass a_j) the slope
+        # overflows to inf, or its square underflows to 0: the Newton step is
+        # then lam itself, and bisection takes over.
+        with np.errstate(over="ignore", divide="ignore"):
+            slope = (a_alive / (lam + c_alive) ** 2).sum()
+        step = lam + value / slope
         lam = step if low < step < high else 0.5 * (low + high)
         if high - low <= tol * max(1.0, abs(lam)):
             break

@@ -39,6 +39,23 @@ def test_mm_weights_minimise_the_surrogate_on_the_simplex(seed):
     assert_allclose(weights, reference.x, atol=1e-5)
 
 
+def test_mm_weights_with_a_dying_component_raise_no_floating_point_warning():
+    # A component at weight ~1e-300 has a tangent slope ~1e155, whose square
+    # overflows in Newton's derivative (seen in compare.py's fits).
+    a = np.array([0.06, 0.145, 0.017, 1e-302, 6e-308, 0.4619])
+    a = a / a.sum()
+    c = np.array([36.8, 14.6, 91.6, 4.3e128, 5.1e155, 1.5])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        weights = mm_weights(a, c)
+    assert np.all(np.isfinite(weights))
+    assert_allclose(weights.sum(), 1.0, rtol=0, atol=1e-14)
+    assert np.all(weights[3:5] < 1e-250)
+    # The dying components change nothing for the others.
+    kept = [0, 1, 2, 5]
+    assert_allclose(weights[kept], mm_weights(a[kept] / a[kept].sum(), c[kept]))
+
+
 def test_mm_weights_without_penalty_are_the_responsibility_masses():
     a = np.array([0.5, 0.3, 0.2])
     assert_allclose(mm_weights(a, np.zeros(3)), a, rtol=0, atol=0)
