@@ -5,7 +5,8 @@ What is compared
 On mixtures of known size and on data sets that scikit-learn ships:
 
 ``SGM-CV``
-    ``SparseGaussianMixtureCV(20)`` at its defaults (5 folds, 6 sparsities).
+    ``SparseGaussianMixtureCV(20)`` at its defaults: 5 folds walked down a
+    grid of 6 sparsities with early stopping, fold fits to ``path_tol=1e-3``.
 ``SGM``
     ``SparseGaussianMixture()`` at its defaults (20 components, sparsity 8).
 ``GM-BIC``
@@ -28,7 +29,7 @@ their class counts are shown for reference).
 Every method runs in this process with one thread (torch, BLAS, OpenMP), so
 the times compare work, not parallelism. Run::
 
-    python benchmarks/compare.py            # about 15 minutes on 2 cores
+    python benchmarks/compare.py            # about 12 minutes on 2 cores
     python benchmarks/compare.py --quick    # two mixtures, for a smoke test
 
 Output: a table on stdout and in ``benchmarks/results/compare.txt``, and the
@@ -222,7 +223,8 @@ def plot(cv_models, path):
         axis.grid(alpha=0.3)
     left.set(
         ylabel="active components (mean over 5 folds)",
-        title="Path of active components (star: chosen, refit on all data)",
+        title="Active components, walked from the right until the score\n"
+        "stops paying (star: chosen, refit on all data)",
     )
     right.set(
         ylabel="held-out log-likelihood minus its best",
