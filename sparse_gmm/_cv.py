@@ -292,6 +292,9 @@ class SparseGaussianMixtureCV(DensityMixin, BaseEstimator):
         fold keeps several components (at most 10 times). A grid given here
         is fitted as given.
     n_sparsities : int, default=6
+        Number of values in the default grid; a single value is
+        ``0.4 * n_components``, the ratio of the estimator's defaults
+        (sparsity 8 for 20 components).
     cv : int, cross-validation generator or iterable, default=5
         An integer means ``KFold`` with shuffling, seeded by ``random_state``
         (data sorted by component would otherwise lose whole components in

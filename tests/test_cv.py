@@ -283,3 +283,11 @@ def test_verbose_reports_every_sparsity_and_the_choice(four_blobs, capsys):
         f"sparsity {model.sparsity_:.4g} ({model.n_components_} components)"
         in (lines[-1])
     )
+
+
+def test_a_one_point_default_grid_is_the_estimators_default_ratio(four_blobs):
+    model = SparseGaussianMixtureCV(10, n_sparsities=1, cv=2, random_state=0)
+    model.fit(four_blobs)
+    ratio = SparseGaussianMixture().sparsity / SparseGaussianMixture().n_components
+    assert_allclose(model.sparsities_, [ratio * 10])
+    assert model.sparsity_ == model.sparsities_[0]
