@@ -275,8 +275,8 @@ class SparseGaussianMixtureCV(DensityMixin, BaseEstimator):
     (k-means runs once per fold, not per fit), and the walk stops early once
     less sparsity stops paying on held-out data (``early_stopping``), so the
     costly fits with many components are rarely made. A default grid whose
-    largest sparsity still scores best is extended upwards, so the chosen
-    sparsity is not an edge of the grid unless one component is left.
+    largest sparsity still scores best is extended upwards until the score
+    stops improving or a single component is left.
 
     Parameters
     ----------
