@@ -59,8 +59,9 @@ def test_objective_gradient_matches_finite_differences(
     variables = _unconstrained(start._fitted_parameters(torch.device("cpu")))
     names = list(variables)
     # A small budget forces several chunks, so the chunked backward is checked;
-    # a large one keeps phi and its centre, which then differs from the
-    # perturbed mixture's mean.
+    # a large one runs the cached-features path. gradcheck's steps move the
+    # centre too little to expose a frame mismatch: test_torch_engine's
+    # gradient test does.
     engine = TorchEngine("cpu", memory_budget=memory_budget)
     X_t = torch.as_tensor(X)
     weight = torch.linspace(0.5, 1.5, len(X), dtype=torch.float64)

@@ -124,3 +124,21 @@ def test_statistics_match_a_chunked_engine_that_cannot_cache(
             cached.statistics(X, weight, along), chunked.statistics(X, weight, along)
         )
     assert cached._features is not None and chunked._features is None
+
+
+def test_gradients_are_taken_in_the_kept_centres_frame(sample_and_parameters):
+    X, parameters = sample_and_parameters
+    weight = torch.ones(len(X), dtype=X.dtype)
+    cached = TorchEngine()
+    cached.statistics(X, weight, parameters)
+    nearby = moved(parameters, 0.05)
+
+    def gradient(engine):
+        means = nearby.means.clone().requires_grad_(True)
+        along = dataclasses.replace(nearby, means=means)
+        engine.log_likelihood(X, weight, along).backward()
+        return means.grad
+
+    kept = gradient(cached)
+    assert not torch.equal(cached._features.center, mixture_center(nearby, X.dtype))
+    assert_allclose(kept.numpy(), gradient(TorchEngine()).numpy(), rtol=1e-9)
