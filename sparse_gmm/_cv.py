@@ -156,10 +156,11 @@ def _fold_step(estimator, X, sample_weight, train, test, sparsity, start, option
     model : SparseGaussianMixture
         The penalised fit, where a warm path continues.
     """
+    X_train = X[train]
     weight = None if sample_weight is None else sample_weight[train]
     started = time.perf_counter()
-    model = _fit_from(estimator, X[train], weight, sparsity, start)
-    scored = _relaxed(model, X[train], weight) if options["relax"] else model
+    model = _fit_from(estimator, X_train, weight, sparsity, start)
+    scored = _relaxed(model, X_train, weight) if options["relax"] else model
     fit_time = time.perf_counter() - started
     return options["scorer"](scored, X[test]), model.n_components_, fit_time, model
 
