@@ -18,6 +18,7 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
+from ._covariance_prior import resolve_covariance_prior
 from ._dask import import_dask, is_dask_collection
 from ._dask_sampling import sample_rows
 from ._dask_validation import (
@@ -28,10 +29,12 @@ from ._dask_validation import (
 from ._gaussian import (
     COVARIANCE_TYPES,
     MixtureParameters,
+    at_covariance_floor,
     n_parameters,
     precisions_from_cholesky,
 )
 from ._initialization import initial_parameters
+from ._model_size import auto_sparsity, min_component_count
 from ._objective import SparseObjective
 from ._validation import (
     check_enough_samples,
@@ -42,6 +45,7 @@ from ._validation import (
 from .engines import make_engine
 from .engines._base import as_shared_tensor
 from .engines._dask import DaskEngine
+from .exceptions import DegenerateComponentWarning
 from .penalties import check_mm_prior, resolve_prior
 from .solvers import SOLVERS, ProgressReport, make_solver
 
@@ -246,7 +250,14 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
 
     _parameter_constraints: ClassVar[dict] = {
         "n_components": [Interval(Integral, 1, None, closed="left")],
-        "sparsity": [Interval(Real, 0, None, closed="left")],
+        "sparsity": [Interval(Real, 0, None, closed="left"), StrOptions({"auto"})],
+        "covariance_prior": [
+            StrOptions({"auto"}),
+            Interval(Real, 0, None, closed="neither"),
+            "array-like",
+            None,
+        ],
+        "relax": ["boolean"],
         "covariance_type": [StrOptions(set(COVARIANCE_TYPES))],
         "tol": [Interval(Real, 0.0, None, closed="left")],
         "reg_covar": [Interval(Real, 0.0, None, closed="left")],
@@ -275,8 +286,9 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
         self,
         n_components=20,
         *,
-        sparsity=8.0,
+        sparsity="auto",
         covariance_type="full",
+        covariance_prior="auto",
         tol=1e-4,
         reg_covar=1e-6,
         max_iter=300,
@@ -290,6 +302,7 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
         prior="sqrt",
         learning_rate=0.1,
         removal_moves=False,
+        relax=True,
         engine="auto",
         device="auto",
         random_state=None,
@@ -300,6 +313,7 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
         self.n_components = n_components
         self.sparsity = sparsity
         self.covariance_type = covariance_type
+        self.covariance_prior = covariance_prior
         self.tol = tol
         self.reg_covar = reg_covar
         self.max_iter = max_iter
@@ -313,6 +327,7 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
         self.prior = prior
         self.learning_rate = learning_rate
         self.removal_moves = removal_moves
+        self.relax = relax
         self.engine = engine
         self.device = device
         self.random_state = random_state
@@ -401,19 +416,6 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
         X_device = engine.as_tensor(X)
         weight_device = engine.as_tensor(sample_weight)
         prior = resolve_prior(self.prior)
-        if self.solver == "em" and self.sparsity > 0:
-            check_mm_prior(prior)
-        objective = SparseObjective(self.sparsity, prior, self.n_components)
-        solver = make_solver(
-            self.solver,
-            max_iter=self.max_iter,
-            tol=self.tol,
-            reg_covar=self.reg_covar,
-            prune_threshold=self.prune_threshold,
-            learning_rate=self.learning_rate,
-            removal_moves=self.removal_moves,
-        )
-        report = ProgressReport(self.verbose, self.verbose_interval)
         random_state = check_random_state(self.random_state)
         user_init = self._checked_user_init(X.shape[1])
         init_X, init_weight = X, sample_weight
@@ -426,6 +428,19 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
                 if needs_rows
                 else (None, None)
             )
+        objective = self._objective(X, sample_weight, init_X, init_weight, prior)
+        if self.solver == "em" and objective.sparsity > 0:
+            check_mm_prior(prior)
+        solver = make_solver(
+            self.solver,
+            max_iter=self.max_iter,
+            tol=self.tol,
+            reg_covar=self.reg_covar,
+            prune_threshold=self.prune_threshold,
+            learning_rate=self.learning_rate,
+            removal_moves=self.removal_moves,
+        )
+        report = ProgressReport(self.verbose, self.verbose_interval)
 
         best = None
         for init in range(1 if warm else self.n_init):
@@ -441,6 +456,7 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
                     reg_covar=self.reg_covar,
                     random_state=random_state,
                     device=engine.device,
+                    covariance_prior=objective.covariance_prior,
                     **user_init,
                 )
             report.begin(init, start.n_components, X.shape[0])
@@ -450,6 +466,11 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
             report.end(init, result)
             if best is None or result.objective < best.objective:
                 best = result
+        relaxed_objective = objective.relaxed()
+        if self.relax and relaxed_objective != objective and self.max_iter > 0:
+            best = self._relaxed_refit(
+                best, X_device, weight_device, engine, relaxed_objective, report
+            )
 
         if not best.converged and self.max_iter > 0:
             warnings.warn(
@@ -460,7 +481,105 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
                 stacklevel=3,
             )
         self._set_fitted(best, X.dtype)
+        self.sparsity_ = objective.sparsity
         self.engine_ = engine.name
+        self._warn_degenerate()
+
+    def _relaxed_refit(self, best, X, sample_weight, engine, objective, report):
+        """Maximum likelihood over the chosen components, from the sparse fit.
+
+        The priors chose the components; they also shrank the survivors'
+        weights and likelihoods. Unpenalised MM-EM from the sparse fit's end
+        estimates them without that bias, as the relaxed lasso does. Where
+        the survivors' maximum-likelihood covariances are not positive
+        definite in the working precision (a float32 component on a
+        discrete feature), the penalised fit is kept, with a warning.
+        """
+        solver = make_solver(
+            "em",
+            max_iter=self.max_iter,
+            tol=self.tol,
+            reg_covar=self.reg_covar,
+            prune_threshold=self.prune_threshold,
+            learning_rate=self.learning_rate,
+            removal_moves=False,
+        )
+        try:
+            relaxed = solver.solve(
+                X, sample_weight, best.parameters, engine, objective, report
+            )
+            report.relaxed(relaxed)
+        except ValueError as error:
+            warnings.warn(
+                "The relaxed refit (maximum likelihood over the chosen "
+                f"components) failed, so the penalised fit is kept: {error}",
+                DegenerateComponentWarning,
+                stacklevel=5,
+            )
+            return best
+        return best.followed_by(relaxed)
+
+    def _objective(self, X, sample_weight, init_X, init_weight, prior):
+        """The objective with its data-scaled terms resolved.
+
+        ``sparsity='auto'`` and the annihilation count depend on the total
+        sample weight and the parameters per component; the automatic
+        covariance prior on the data's variances (estimated on the
+        initialisation sample for Dask input).
+        """
+        n_samples = float(sample_weight.sum())
+        if is_dask_collection(sample_weight):
+            n_samples = float(sample_weight.sum().compute())
+        n_features = X.shape[1]
+        sparsity = self.sparsity
+        if isinstance(sparsity, str):
+            sparsity = auto_sparsity(
+                n_samples, n_features, self.n_components, self.covariance_type
+            )
+        covariance_prior = None
+        if self.covariance_prior is not None:
+            if init_X is None:
+                raise ValueError(
+                    "covariance_prior='auto' estimates the data's variances from "
+                    "a sample of rows; with weights_init, means_init and "
+                    "precisions_init all given none is drawn: pass the prior's "
+                    "scale as a number or an array, or covariance_prior=None."
+                )
+            covariance_prior = resolve_covariance_prior(
+                self.covariance_prior,
+                init_X,
+                init_weight,
+                self.n_components,
+                total_weight=n_samples,
+            )
+        min_count = 0.0
+        if self.covariance_prior is not None or float(sparsity) > 0:
+            min_count = min_component_count(n_features, self.covariance_type)
+        return SparseObjective(
+            float(sparsity),
+            prior,
+            self.n_components,
+            covariance_prior=covariance_prior,
+            min_count=min_count,
+            n_samples=n_samples,
+        )
+
+    def _warn_degenerate(self):
+        """Warn of surviving components that collapsed onto the covariance floor."""
+        collapsed = np.flatnonzero(
+            at_covariance_floor(self._fitted_parameters("cpu"), self.reg_covar)
+        )
+        if collapsed.size:
+            warnings.warn(
+                f"{collapsed.size} of {self.n_components_} components "
+                f"(indices {collapsed.tolist()} of the fitted ones) ended with "
+                f"a variance at the reg_covar floor ({self.reg_covar!r}): they "
+                "sit on tied or duplicated samples, or in a subspace of the "
+                "data. Use covariance_prior='auto', a larger reg_covar, or "
+                "scale the data.",
+                DegenerateComponentWarning,
+                stacklevel=4,
+            )
 
     def _dask_training_data(self, X, sample_weight, reset):
         """Dask training data, checked, and the engine that computes on its blocks.

@@ -307,7 +307,9 @@ def component_precisions(parameters: MixtureParameters) -> torch.Tensor:
     return precisions
 
 
-def covariances_from_moments(nk, means, second, covariance_type, reg_covar):
+def covariances_from_moments(
+    nk, means, second, covariance_type, reg_covar, covariance_prior=None
+):
     """The M-step's covariances from second moments about the means.
 
     Parameters
@@ -322,11 +324,22 @@ def covariances_from_moments(nk, means, second, covariance_type, reg_covar):
         'diag', (n_components,) (sum over features) for 'spherical'.
     covariance_type : str
     reg_covar : float
+    covariance_prior : CovariancePrior, optional
+        With a prior, the MAP covariances ``(Psi + S_j) / (n_j + a)``
+        (:mod:`sparse_gmm._covariance_prior`); without, maximum likelihood.
 
     Returns
     -------
     covariances : torch.Tensor
     """
+    if covariance_prior is not None:
+        covariances = covariance_prior.map_covariances(
+            nk, _scatter(nk, means, second, covariance_type), covariance_type
+        )
+        if covariance_type in ("full", "tied"):
+            covariances.diagonal(dim1=-2, dim2=-1).add_(reg_covar)
+            return 0.5 * (covariances + covariances.mT)
+        return covariances + reg_covar
     n_features = means.shape[1]
     if covariance_type == "full":
         covariances = second / nk[:, None, None] - means[:, :, None] * means[:, None, :]
@@ -340,6 +353,57 @@ def covariances_from_moments(nk, means, second, covariance_type, reg_covar):
     if covariance_type == "diag":
         return second / nk[:, None] - means**2 + reg_covar
     return (second / nk - (means**2).sum(1)) / n_features + reg_covar
+
+
+def _scatter(nk, means, second, covariance_type):
+    """Weighted scatter about the means, in the covariance type's shape.
+
+    Returns
+    -------
+    torch.Tensor
+        (n_components, D, D) for 'full', (D, D) summed over components for
+        'tied', (n_components, D) for 'diag', (n_components,) for
+        'spherical' (the mean over features).
+    """
+    if covariance_type == "full":
+        return second - nk[:, None, None] * means[:, :, None] * means[:, None, :]
+    if covariance_type == "tied":
+        return second.sum(0) - (nk[:, None] * means).mT @ means
+    if covariance_type == "diag":
+        return second - nk[:, None] * means**2
+    return (second - nk * (means**2).sum(1)) / means.shape[1]
+
+
+def smallest_variances(parameters: MixtureParameters) -> torch.Tensor:
+    """Each component's smallest covariance eigenvalue.
+
+    Returns
+    -------
+    torch.Tensor of shape (n_components,), float64
+    """
+    covariances = parameters.covariances.to(torch.float64)
+    covariance_type = parameters.covariance_type
+    if covariance_type == "full":
+        return torch.linalg.eigvalsh(covariances).amin(-1)
+    if covariance_type == "tied":
+        return torch.linalg.eigvalsh(covariances).amin().expand(parameters.n_components)
+    if covariance_type == "diag":
+        return covariances.amin(-1)
+    return covariances
+
+
+def at_covariance_floor(parameters: MixtureParameters, reg_covar):
+    """Which components have collapsed onto the ``reg_covar`` floor.
+
+    A component whose smallest variance is within 1% of ``reg_covar`` (or
+    zero) lies on tied or duplicated samples, or in a subspace of the data.
+
+    Returns
+    -------
+    numpy.ndarray of bool, shape (n_components,)
+    """
+    smallest = smallest_variances(parameters).cpu().numpy()
+    return smallest <= 1.01 * reg_covar
 
 
 def n_parameters(covariance_type, n_components, n_features):

@@ -98,6 +98,7 @@ def initial_parameters(
     means_init=None,
     precisions_init=None,
     device="cpu",
+    covariance_prior=None,
 ):
     """The parameters a fit starts from.
 
@@ -113,6 +114,8 @@ def initial_parameters(
     weights_init, means_init, precisions_init : numpy.ndarray or None
         Validated user values; they replace the computed ones.
     device : torch.device
+    covariance_prior : CovariancePrior, optional
+        The starting covariances are its MAP estimates, as in every M-step.
 
     Returns
     -------
@@ -126,7 +129,7 @@ def initial_parameters(
             X, sample_weight, n_components, init_params, random_state, covariance_type
         )
         means, covariances, precisions_cholesky = gaussian_components(
-            statistics, covariance_type, reg_covar
+            statistics, covariance_type, reg_covar, covariance_prior=covariance_prior
         )
         nk = statistics.moments[:, 0]
         weights = nk / nk.sum()

@@ -18,7 +18,11 @@ from .engines import SufficientStatistics
 
 
 def gaussian_components(
-    statistics: SufficientStatistics, covariance_type, reg_covar, keep=None
+    statistics: SufficientStatistics,
+    covariance_type,
+    reg_covar,
+    keep=None,
+    covariance_prior=None,
 ):
     """Means, covariances and precision factors from the E-step's sums.
 
@@ -31,6 +35,8 @@ def gaussian_components(
     keep : numpy.ndarray of bool, shape (n_components,), optional
         Only these components are estimated (the pruned ones are skipped, so
         that an empty component never makes the covariance ill-defined).
+    covariance_prior : CovariancePrior, optional
+        MAP covariances under this prior; maximum likelihood without.
 
     Returns
     -------
@@ -51,7 +57,7 @@ def gaussian_components(
     nk = nk + 10 * torch.finfo(torch.float64).eps
     shifted_means = first / nk[:, None]
     covariances = covariances_from_moments(
-        nk, shifted_means, second, covariance_type, reg_covar
+        nk, shifted_means, second, covariance_type, reg_covar, covariance_prior
     )
     precisions_cholesky = precision_cholesky_from_covariances(
         covariances, covariance_type, reg_covar

@@ -9,23 +9,36 @@ import numpy as np
 
 @dataclass(frozen=True)
 class SparseObjective:
-    """``F = -mean log-likelihood + (sparsity / M) * sum_j phi(W_j)``.
+    """``F = -mean log-likelihood + (s / M) sum_j phi(W_j) + sum_j R(Sigma_j)``.
 
     Parameters
     ----------
     sparsity : float
-        ``s >= 0``; zero is plain maximum likelihood.
+        ``s >= 0``; zero (and no covariance prior) is plain maximum likelihood.
     prior : object
         A prior with ``value(weights)`` and ``derivative(weights)``
         (see :mod:`sparse_gmm.penalties`).
     n_components_initial : int
         ``M``, the number of components the fit started with. It stays fixed
         as components are pruned, so pruning never rescales the penalty.
+    covariance_prior : CovariancePrior or None, default=None
+        The inverse-Wishart prior's penalty ``R`` on the covariances
+        (:mod:`sparse_gmm._covariance_prior`); None adds nothing.
+    min_count : float, default=0.0
+        A component whose expected sample count (its responsibility mass
+        in units of samples) falls below this is annihilated: it cannot
+        support its parameters (Figueiredo and Jain's rule).
+    n_samples : float, default=1.0
+        The effective number of samples that converts a responsibility
+        mass ``a_j`` into the expected count ``a_j * n_samples``.
     """
 
     sparsity: float
     prior: object
     n_components_initial: int
+    covariance_prior: object = None
+    min_count: float = 0.0
+    n_samples: float = 1.0
 
     @property
     def scale(self) -> float:
@@ -37,10 +50,22 @@ class SparseObjective:
             return 0.0 * weights.sum()
         return self.scale * self.prior.value(weights)
 
-    def value(self, mean_log_likelihood, weights) -> float:
-        """``F`` from the mean log-likelihood and the weights (NumPy)."""
-        weights = np.asarray(weights, dtype=np.float64)
-        return -mean_log_likelihood + float(self.penalty(weights))
+    def covariance_penalty(self, parameters):
+        """``sum_j R(Sigma_j)``: a torch scalar, differentiable, or 0.0."""
+        if self.covariance_prior is None:
+            return 0.0
+        return self.covariance_prior.penalty(
+            parameters.precisions_cholesky, parameters.covariance_type
+        )
+
+    def value(self, mean_log_likelihood, parameters) -> float:
+        """``F`` at ``parameters`` from their mean log-likelihood."""
+        weights = parameters.weights.detach().cpu().numpy().astype(np.float64)
+        return (
+            -mean_log_likelihood
+            + float(self.penalty(weights))
+            + float(self.covariance_penalty(parameters))
+        )
 
     def tangent_slopes(self, weights):
         """``c_j = (s / M) * phi'(W_j)``: the MM majoriser's linear weights.
@@ -57,3 +82,20 @@ class SparseObjective:
         if self.sparsity == 0:
             return np.zeros_like(weights)
         return self.scale * np.asarray(self.prior.derivative(weights), np.float64)
+
+    def relaxed(self) -> SparseObjective:
+        """Maximum likelihood over the survivors: the relaxed refit's objective.
+
+        Both priors have done their job once the components are chosen: the
+        sparsity penalty shrinks the survivors' weights and the covariance
+        prior their likelihood. The annihilation count stays, so that no
+        component the data cannot support is refitted without its prior.
+        """
+        return SparseObjective(
+            0.0,
+            self.prior,
+            self.n_components_initial,
+            None,
+            self.min_count,
+            self.n_samples,
+        )

@@ -81,10 +81,13 @@ def test_sample_draws_from_the_fitted_mixture(blobs, covariance_type):
 
 def test_n_init_keeps_the_lowest_objective(blobs):
     singles = [
-        SparseGaussianMixture(10, init_params="random", random_state=seed)
+        # n_init compares the sparse fits, before the relaxed refit.
+        SparseGaussianMixture(10, init_params="random", relax=False, random_state=seed)
         for seed in range(3)
     ]
-    best = SparseGaussianMixture(10, init_params="random", n_init=3, random_state=0)
+    best = SparseGaussianMixture(
+        10, init_params="random", n_init=3, relax=False, random_state=0
+    )
     best.fit(blobs)
     rng = np.random.RandomState(0)
     objectives = []
@@ -96,8 +99,9 @@ def test_n_init_keeps_the_lowest_objective(blobs):
 
 
 def test_warm_start_continues_from_the_survivors(blobs):
+    # relax=False: the warm start continues the sparse fit's own path.
     model = SparseGaussianMixture(
-        20, sparsity=4.0, max_iter=3, warm_start=True, random_state=0
+        20, sparsity=4.0, max_iter=3, warm_start=True, relax=False, random_state=0
     )
     with pytest.warns(Warning, match="did not converge"):
         model.fit(blobs)
@@ -108,18 +112,25 @@ def test_warm_start_continues_from_the_survivors(blobs):
     assert set(model.active_components_) <= set(survivors)
     assert model.loss_curve_[0] <= first_curve[-1]
     assert model.n_components_ == 5
-    cold = SparseGaussianMixture(20, sparsity=4.0, random_state=0).fit(blobs)
-    assert_allclose(model.objective_, cold.objective_, rtol=1e-3)
+    cold = SparseGaussianMixture(20, sparsity=4.0, relax=False, random_state=0)
+    assert_allclose(model.objective_, cold.fit(blobs).objective_, rtol=1e-3)
 
 
 def test_verbose_reports_start_end_and_progress(blobs, capsys):
     SparseGaussianMixture(10, verbose=1, random_state=0).fit(blobs)
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("Initialization 0: 10 components")
-    assert "converged after" in out[-1] and "components" in out[-1]
-    assert len(out) == 2
+    assert "converged after" in out[1] and "components" in out[1]
+    assert out[2].startswith("Relaxed refit converged after")
+    assert len(out) == 3
     model = SparseGaussianMixture(
-        10, verbose=2, verbose_interval=5, tol=0, max_iter=20, random_state=0
+        10,
+        verbose=2,
+        verbose_interval=5,
+        tol=0,
+        max_iter=20,
+        relax=False,
+        random_state=0,
     )
     with pytest.warns(Warning):
         model.fit(blobs)

@@ -82,11 +82,16 @@ def test_objective_never_increases(covariance_type, sparsity, seed):
         random_state=seed,
         init_params="random_from_data",
         reg_covar=1e-4,
+        covariance_prior=None,
+        relax=False,
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         model.fit(X)
-    assert np.all(np.diff(model.loss_curve_) <= 0.0)
+    # An annihilated component (too few samples for its parameters) is
+    # removed whatever it costs: F may rise there, and only there.
+    kept_count = np.diff(model.n_components_curve_) == 0
+    assert np.all(np.diff(model.loss_curve_)[kept_count] <= 0.0)
     assert model.loss_curve_.shape == (model.n_iter_,)
     assert_allclose(model.loss_curve_[-1], model.objective_)
     penalty = sparsity / 15 * np.sqrt(model.weights_).sum()

@@ -42,7 +42,9 @@ def test_iterates_match_sklearn(covariance_type, n_iter):
         covariance_type=covariance_type, max_iter=n_iter, tol=0.0, reg_covar=1e-5
     )
     reference = GaussianMixture(6, **common, **start)
-    ours = SparseGaussianMixture(6, sparsity=0.0, **common, **start)
+    ours = SparseGaussianMixture(
+        6, sparsity=0.0, covariance_prior=None, **common, **start
+    )
     with pytest.warns(Warning, match="did not converge"):
         reference.fit(X)
     with pytest.warns(Warning, match="did not converge"):
@@ -80,7 +82,7 @@ def test_same_random_state_gives_sklearns_fit(init_params):
         init_params=init_params, random_state=0, max_iter=15, tol=0.0, n_init=2
     )
     reference = GaussianMixture(5, **common)
-    ours = SparseGaussianMixture(5, sparsity=0.0, **common)
+    ours = SparseGaussianMixture(5, sparsity=0.0, covariance_prior=None, **common)
     with pytest.warns(Warning):
         reference.fit(X)
     with pytest.warns(Warning):

@@ -106,7 +106,9 @@ def test_cuda_requested_without_cuda(X):
 def test_ill_defined_covariance_says_to_raise_reg_covar():
     # Two exact copies of three points: components collapse onto them.
     X = np.repeat(np.array([[0.0, 0.0], [1.0, 1.0], [2.0, 0.5]]), 20, axis=0)
-    model = SparseGaussianMixture(3, reg_covar=0.0, random_state=0)
+    model = SparseGaussianMixture(
+        3, reg_covar=0.0, covariance_prior=None, random_state=0
+    )
     with pytest.raises(ValueError, match="reg_covar"):
         model.fit(X)
     assert not hasattr(model, "weights_")
@@ -117,10 +119,10 @@ def test_failed_fit_leaves_the_previous_fit_untouched(X):
     model = SparseGaussianMixture(3, random_state=0).fit(X)
     before = {k: v for k, v in vars(model).items() if k.endswith("_")}
     bad = np.repeat(X[:3], 10, axis=0)
-    model.set_params(reg_covar=0.0)
+    model.set_params(reg_covar=0.0, covariance_prior=None)
     with pytest.raises(ValueError, match="reg_covar"):
         model.fit(bad)
-    model.set_params(reg_covar=1e-6)
+    model.set_params(reg_covar=1e-6, covariance_prior="auto")
     with pytest.raises(ValueError):
         model.fit(np.column_stack([X, X]) * np.nan)
     after = {k: v for k, v in vars(model).items() if k.endswith("_")}

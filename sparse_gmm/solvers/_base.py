@@ -42,6 +42,28 @@ class FitResult:
     n_components_curve: np.ndarray
     time_curve: np.ndarray
 
+    def followed_by(self, later: FitResult) -> FitResult:
+        """This run's path continued by ``later``'s, which started at its end.
+
+        Returns
+        -------
+        FitResult
+            ``later``'s model, with both runs' iterations.
+        """
+        offset = self.time_curve[-1] if self.n_iter else 0.0
+        return FitResult(
+            parameters=later.parameters,
+            objective=later.objective,
+            mean_log_likelihood=later.mean_log_likelihood,
+            n_iter=self.n_iter + later.n_iter,
+            converged=later.converged,
+            loss_curve=np.concatenate((self.loss_curve, later.loss_curve)),
+            n_components_curve=np.concatenate(
+                (self.n_components_curve, later.n_components_curve)
+            ),
+            time_curve=np.concatenate((self.time_curve, offset + later.time_curve)),
+        )
+
 
 class FitPath:
     """Records the objective, component count and time after each iteration.
@@ -148,6 +170,18 @@ class ProgressReport:
             print(
                 f"Initialization {init} {status} after {result.n_iter} iterations: "
                 f"objective {result.objective:.6f}, "
+                f"{result.parameters.n_components} components, {elapsed:.2f} s",
+                flush=True,
+            )
+
+    def relaxed(self, result: FitResult):
+        """Report the end of the relaxed refit (maximum likelihood)."""
+        if self.verbose >= 1:
+            status = "converged" if result.converged else "did not converge"
+            elapsed = time.perf_counter() - self._start
+            print(
+                f"Relaxed refit {status} after {result.n_iter} iterations: "
+                f"mean log-likelihood {result.mean_log_likelihood:.6f}, "
                 f"{result.parameters.n_components} components, {elapsed:.2f} s",
                 flush=True,
             )

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .._gaussian import MixtureParameters
+from .._gaussian import MixtureParameters, at_covariance_floor
 from .._m_step import gaussian_components, mm_weights
 from .._objective import SparseObjective
 from ..engines import Engine, SufficientStatistics
@@ -31,6 +31,58 @@ NON_FINITE_LIKELIHOOD = (
     "working precision or a component collapsed. Scale the input data or "
     "increase reg_covar (it is {reg_covar!r})."
 )
+
+
+def _annihilated(counts, keep, min_count):
+    """Which component to annihilate: the weakest one below ``min_count``.
+
+    One at a time, as component-wise EM does (Figueiredo and Jain 2002): the
+    next E-step hands its samples to the others, which may then hold
+    enough. The last component is never removed.
+
+    Parameters
+    ----------
+    counts : numpy.ndarray of shape (n_components,)
+        Expected sample counts ``n_j``.
+    keep : numpy.ndarray of bool, shape (n_components,)
+        The components that the weight update keeps.
+    min_count : float
+
+    Returns
+    -------
+    numpy.ndarray of bool, shape (n_components,)
+    """
+    annihilated = np.zeros_like(keep)
+    weak = keep & (counts < min_count)
+    if weak.any() and keep.sum() > 1:
+        annihilated[np.flatnonzero(weak)[np.argmin(counts[weak])]] = True
+    return annihilated
+
+
+def _weights_settled(old_weights, new_weights, rtol):
+    """Whether no weight moved by more than ``rtol`` of itself in an iteration.
+
+    A weak sparsity penalty lets a component die slowly: F then changes by
+    less than ``tol`` per iteration while the weight is still falling, and
+    a fit that stopped there would keep it.
+    """
+    if old_weights.shape != new_weights.shape:
+        return False
+    return bool(np.all(np.abs(new_weights - old_weights) <= rtol * old_weights))
+
+
+def _degenerate(counts, parameters, reg_covar, min_count):
+    """Components that cannot support a covariance of their own.
+
+    Those with fewer expected samples than ``max(min_count, D + 1)``, and
+    those whose smallest variance has fallen to the ``reg_covar`` floor.
+
+    Returns
+    -------
+    numpy.ndarray of bool, shape (n_components,)
+    """
+    too_few = counts < max(min_count, parameters.n_features + 1)
+    return too_few | at_covariance_floor(parameters, reg_covar)
 
 
 class MMEMSolver(Solver):
@@ -81,12 +133,17 @@ class MMEMSolver(Solver):
                     value=mean_log_likelihood, reg_covar=self.reg_covar
                 )
             )
-        weights = parameters.weights.cpu().numpy()
-        return statistics, objective.value(mean_log_likelihood, weights)
+        return statistics, objective.value(mean_log_likelihood, parameters)
 
-    def _m_step(self, statistics: SufficientStatistics, weights, keep, parameters):
+    def _m_step(
+        self, statistics: SufficientStatistics, weights, keep, parameters, objective
+    ):
         means, covariances, precisions_cholesky = gaussian_components(
-            statistics, parameters.covariance_type, self.reg_covar, keep
+            statistics,
+            parameters.covariance_type,
+            self.reg_covar,
+            keep,
+            objective.covariance_prior,
         )
         kept = weights[keep]
         return MixtureParameters(
@@ -113,24 +170,37 @@ class MMEMSolver(Solver):
             weights = mm_weights(
                 mass / mass.sum(), objective.tangent_slopes(old_weights)
             )
+            counts = mass / mass.sum() * objective.n_samples
             keep = (weights >= self.prune_threshold) | state.never_prune[
                 parameters.active
             ]
             keep[np.argmax(weights)] = True
-            candidate = self._m_step(statistics, weights, keep, parameters)
+            annihilated = _annihilated(counts, keep, objective.min_count)
+            keep &= ~annihilated
+            candidate = self._m_step(statistics, weights, keep, parameters, objective)
             new_statistics, new_value = self._evaluate(
                 engine, X, sample_weight, candidate, objective
             )
             pruned = not keep.all()
-            if pruned and new_value > value:
-                state.never_prune[parameters.active[~keep]] = True
-                keep[:] = True
-                pruned = False
-                candidate = self._m_step(statistics, weights, keep, parameters)
-                new_statistics, new_value = self._evaluate(
-                    engine, X, sample_weight, candidate, objective
+            if pruned and not annihilated.any() and new_value > value:
+                # Keeping a light component lowers F here (possible without
+                # sparsity): keep it, unless it is degenerate, whose
+                # likelihood would otherwise block every later removal.
+                degenerate = _degenerate(
+                    counts, parameters, self.reg_covar, objective.min_count
                 )
-            if new_value > value:
+                removed = ~keep
+                if not degenerate[removed].any():
+                    state.never_prune[parameters.active[removed]] = True
+                    keep[:] = True
+                    pruned = False
+                    candidate = self._m_step(
+                        statistics, weights, keep, parameters, objective
+                    )
+                    new_statistics, new_value = self._evaluate(
+                        engine, X, sample_weight, candidate, objective
+                    )
+            if not pruned and new_value > value:
                 # reg_covar makes the covariance update inexact (as in
                 # scikit-learn): where a component is collapsing, or near a
                 # fixed point, an iteration can raise F slightly; rounding can
@@ -138,9 +208,12 @@ class MMEMSolver(Solver):
                 converged = True
                 break
             change = value - new_value
+            settled = pruned or _weights_settled(
+                old_weights, candidate.weights.cpu().numpy(), 10 * self.tol
+            )
             parameters, statistics, value = candidate, new_statistics, new_value
             record(value, parameters.n_components)
-            if not pruned and abs(change) < self.tol:
+            if not pruned and abs(change) < self.tol and settled:
                 converged = True
                 break
         return _State(parameters, statistics, value, state.never_prune, converged)
