@@ -22,10 +22,12 @@ from sklearn.utils.validation import (
 )
 
 from ._estimator import SparseGaussianMixture
+from ._model_size import auto_sparsity
 
 _SHARED_PARAMETERS = (
     "n_components",
     "covariance_type",
+    "covariance_prior",
     "tol",
     "reg_covar",
     "max_iter",
@@ -56,16 +58,22 @@ _FITTED = (
 )
 
 
-def _default_grid(n_sparsities, n_components):
-    """``n_sparsities`` values from ``0.1 * n_components`` to ``3 * n_components``.
+def _default_grid(n_sparsities, center):
+    """``n_sparsities`` values from ``center / 10`` to ``10 * center``.
+
+    Parameters
+    ----------
+    n_sparsities : int
+    center : float
+        The automatic sparsity of a fold's training data.
 
     Returns
     -------
     ndarray of shape (n_sparsities,), increasing
     """
     if n_sparsities == 1:
-        return np.array([0.4 * n_components])
-    return np.geomspace(0.1, 3.0, n_sparsities) * n_components
+        return np.array([center])
+    return np.geomspace(0.1, 10.0, n_sparsities) * center
 
 
 def _relaxed(model, X, sample_weight):
@@ -76,7 +84,9 @@ def _relaxed(model, X, sample_weight):
     weights of the selected components as maximum likelihood does, like the
     relaxed lasso.
     """
-    relaxed = copy.deepcopy(model).set_params(sparsity=0.0, warm_start=True)
+    relaxed = copy.deepcopy(model).set_params(
+        sparsity=0.0, covariance_prior=None, warm_start=True
+    )
     return relaxed.fit(X, sample_weight=sample_weight)
 
 
@@ -285,17 +295,16 @@ class SparseGaussianMixtureCV(DensityMixin, BaseEstimator):
         Starting number of components of every path.
     sparsities : array-like of float, default=None
         The grid. By default ``n_sparsities`` values geometrically spaced
-        from ``0.1 * n_components`` to ``3 * n_components`` (the penalty acts
-        through ``sparsity / n_components``, nats per square-root weight;
-        0.2 to 0.8 recovered mixtures best in
-        ``benchmarks/bench_defaults.py``), extended upwards by the same ratio
+        from a tenth to ten times the automatic sparsity of a fold's training
+        data (``sparsity='auto'`` of :class:`SparseGaussianMixture`: the
+        penalty at which a component costs what BIC charges, see
+        ``docs/maths.rst``, section 10.3), extended upwards by the same ratio
         while its largest value scores best by more than ``path_tol`` and a
         fold keeps several components (at most 10 times). A grid given here
         is fitted as given.
     n_sparsities : int, default=6
-        Number of values in the default grid; a single value is
-        ``0.4 * n_components``, the ratio of the estimator's defaults
-        (sparsity 8 for 20 components).
+        Number of values in the default grid; a single value is the
+        automatic sparsity itself.
     cv : int, cross-validation generator or iterable, default=5
         An integer means ``KFold`` with shuffling, seeded by ``random_state``
         (data sorted by component would otherwise lose whole components in
@@ -340,8 +349,9 @@ class SparseGaussianMixtureCV(DensityMixin, BaseEstimator):
         spread over ``sqrt(n_test)`` (``sqrt(D / 2)`` for a Gaussian: 0.05
         nats for 400 held-out rows in 2 dimensions), so converging the folds
         further would not change which sparsity wins, only cost iterations.
-    covariance_type, tol, reg_covar, max_iter, init_params, prune_threshold, \
-            solver, prior, removal_moves, engine, device, random_state :
+    covariance_type, covariance_prior, tol, reg_covar, max_iter, init_params, \
+            prune_threshold, solver, prior, removal_moves, engine, device, \
+            random_state :
         As in :class:`SparseGaussianMixture`.
     n_jobs : int, default=None
         Folds fitted in parallel (joblib, process workers).
@@ -418,6 +428,7 @@ class SparseGaussianMixtureCV(DensityMixin, BaseEstimator):
         early_stopping=True,
         path_tol=1e-3,
         covariance_type="full",
+        covariance_prior="auto",
         tol=1e-4,
         reg_covar=1e-6,
         max_iter=300,
@@ -443,6 +454,7 @@ class SparseGaussianMixtureCV(DensityMixin, BaseEstimator):
         self.early_stopping = early_stopping
         self.path_tol = path_tol
         self.covariance_type = covariance_type
+        self.covariance_prior = covariance_prior
         self.tol = tol
         self.reg_covar = reg_covar
         self.max_iter = max_iter
@@ -458,15 +470,20 @@ class SparseGaussianMixtureCV(DensityMixin, BaseEstimator):
         self.verbose = verbose
 
     def _base_estimator(self, random_state):
+        # The path continues from the penalised fits; the CV relaxes the
+        # copies it scores (``relax``), and the refit.
         return SparseGaussianMixture(
             **{name: getattr(self, name) for name in _SHARED_PARAMETERS},
-        ).set_params(random_state=random_state)
+        ).set_params(random_state=random_state, relax=False)
 
-    def _grid(self):
+    def _grid(self, n_train, n_features):
         """``(grid, extensible)``: the increasing sparsities, and whether the
         walk may extend them (the default grid only)."""
         if self.sparsities is None:
-            return _default_grid(self.n_sparsities, self.n_components), True
+            center = auto_sparsity(
+                n_train, n_features, self.n_components, self.covariance_type
+            )
+            return _default_grid(self.n_sparsities, center), True
         grid = np.sort(np.asarray(self.sparsities, dtype=np.float64).ravel())
         if grid.size == 0 or not np.all(np.isfinite(grid)) or np.any(grid < 0):
             raise ValueError(
@@ -496,7 +513,9 @@ class SparseGaussianMixtureCV(DensityMixin, BaseEstimator):
             sample_weight = _check_sample_weight(
                 sample_weight, X, dtype=X.dtype, ensure_non_negative=True
             )
-        grid, extensible = self._grid()
+        folds_train_weight = (
+            len(X) if sample_weight is None else float(np.sum(sample_weight))
+        )
         # One seed for every fold and the refit, drawn once: the folds then
         # differ by their data only, as in GridSearchCV with a fixed seed.
         seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
@@ -506,6 +525,10 @@ class SparseGaussianMixtureCV(DensityMixin, BaseEstimator):
         if isinstance(cv, Integral):
             cv = KFold(cv, shuffle=True, random_state=seed)
         folds = list(check_cv(cv).split(X))
+        # The grid is centred on the automatic sparsity of a fold's
+        # training part, which the path's fits see.
+        train_share = np.mean([len(train) for train, _ in folds]) / len(X)
+        grid, extensible = self._grid(train_share * folds_train_weight, X.shape[1])
         path = _Path(
             folds=folds,
             estimator=path_estimator,
