@@ -1,11 +1,24 @@
-"""Sparse Gaussian mixtures that choose their number of components."""
+"""Sparse Gaussian mixtures that choose their number of components.
 
-from ._cv import SparseGaussianMixtureCV
-from ._estimator import SparseGaussianMixture
-from ._persistence import ModelVersionWarning, load, save
-from ._scoring import aic_scorer, bic_scorer
+The public names are imported on first use (PEP 562), so ``import sparse_gmm``
+and the command line's ``--help`` and ``--version`` do not pay for torch and
+scikit-learn; ``from sparse_gmm import SparseGaussianMixture`` imports them.
+"""
+
+import importlib
 
 __version__ = "0.1.0"
+
+# Public name -> the private module that defines it.
+_LAZY_NAMES = {
+    "ModelVersionWarning": "._persistence",
+    "SparseGaussianMixture": "._estimator",
+    "SparseGaussianMixtureCV": "._cv",
+    "aic_scorer": "._scoring",
+    "bic_scorer": "._scoring",
+    "load": "._persistence",
+    "save": "._persistence",
+}
 
 __all__ = [
     "ModelVersionWarning",
@@ -17,3 +30,18 @@ __all__ = [
     "load",
     "save",
 ]
+
+
+def __getattr__(name):
+    try:
+        module_name = _LAZY_NAMES[name]
+    except KeyError:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+    value = getattr(importlib.import_module(module_name, __name__), name)
+    # Cached in the module's namespace: __getattr__ runs once per name.
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))
