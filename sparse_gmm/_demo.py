@@ -11,15 +11,22 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-import torch
-
-from ._estimator import SparseGaussianMixture
-from .datasets import make_spiral
 
 __all__ = ["run_demo"]
 
 #: Sparsity of the demo fit (see ``run_demo``'s notes for the values tried).
 DEMO_SPARSITY = 5.0
+
+#: The figures ``run_demo`` writes, and what each shows (``demo --help``
+#: lists them).
+DEMO_FIGURES = {
+    "spiral_density.png": "the sparse fit's log-density, its components' means "
+    "and 2-sigma ellipses, and the points",
+    "spiral_convergence.png": "the objective and the number of active "
+    "components at each iteration",
+    "spiral_solvers.png": "the objective against time of MM-EM and the "
+    "tutorial's Adam on the tutorial's problem",
+}
 
 #: The KeOps tutorial's sparsity, used by the solver comparison.
 TUTORIAL_SPARSITY = 20.0
@@ -283,8 +290,14 @@ def run_demo(
         the fits of the solver comparison, under ``"em"``, ``"em_removal"``
         and ``"adam"``.
     """
+    # Imported here, not at the top: the command line's --help reads this
+    # module's constants and must not wait for torch.
+    import torch
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.mixture import GaussianMixture
+
+    from ._estimator import SparseGaussianMixture
+    from .datasets import make_spiral
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
