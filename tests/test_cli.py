@@ -133,6 +133,53 @@ def test_demo_writes_figures_and_table(tmp_path):
     assert all(1 <= int(components) < 30 for _, components in solvers)
 
 
+def test_density_figure_labels_the_density_and_marks_the_components():
+    pytest.importorskip("matplotlib")
+    from sklearn.mixture import GaussianMixture
+
+    from sparse_gmm._demo import density_figure
+
+    X = make_spiral(n_samples=600, random_state=0).astype(np.float64)
+    # Any fitted 2-D mixture: scikit-learn's is quick and independent.
+    model = GaussianMixture(n_components=3, random_state=0).fit(X)
+    figure = density_figure(model, X, "three components")
+
+    axes, colour_bar_axes = figure.axes
+    assert "log-density" in colour_bar_axes.get_ylabel()
+    assert axes.get_title() == "three components"
+    assert axes.get_xlabel() and axes.get_ylabel()
+    # The colour scale is the log-density's: its top is the highest value on
+    # the plotted grid, which no point of the square can exceed.
+    (image,) = axes.get_images()
+    top = image.get_clim()[1]
+    ticks = np.linspace(0.0025, 0.9975, 200)
+    grid = np.column_stack([a.ravel() for a in np.meshgrid(ticks, ticks)])
+    assert top == pytest.approx(model.score_samples(grid).max())
+
+    lines = {line.get_label(): line for line in axes.get_lines()}
+    markers = lines["component mean"]
+    np.testing.assert_allclose(
+        np.column_stack(markers.get_data()), model.means_, rtol=1e-12
+    )
+    # One closed curve per component, every point 2 standard deviations from
+    # its mean in the component's own metric.
+    ellipses = [
+        line
+        for line in axes.get_lines()
+        if line is not markers and len(line.get_xdata()) > 2
+    ]
+    assert len(ellipses) == 3
+    for line, mean, precision in zip(
+        ellipses, model.means_, model.precisions_, strict=True
+    ):
+        offsets = np.column_stack(line.get_data()) - mean
+        mahalanobis = np.einsum("nd,de,ne->n", offsets, precision, offsets)
+        np.testing.assert_allclose(mahalanobis, 4.0, rtol=1e-9)
+    legend = [text.get_text() for text in axes.get_legend().get_texts()]
+    assert "component mean" in legend
+    assert "2-sigma ellipse" in legend
+
+
 # ------------------------------------------------------------------- fit
 
 
