@@ -203,13 +203,18 @@ def plot_convergence(model, path):
     objective_axes, count_axes = figure.subplots(1, 2)
     objective_axes.plot(iterations, model.loss_curve_, color="C0")
     objective_axes.set_xlabel("iteration")
-    objective_axes.set_ylabel("objective (nats per sample)")
+    objective_axes.set_ylabel("objective F (nats per sample)")
     objective_axes.set_title("Objective")
     count_axes.step(iterations, model.n_components_curve_, where="post", color="C3")
     count_axes.set_xlabel("iteration")
     count_axes.set_ylabel("active components")
     count_axes.set_title("Active components")
     count_axes.set_ylim(0, max(model.n_components, 1) + 1)
+    figure.suptitle(
+        f"MM-EM path of SparseGaussianMixture(n_components={model.n_components}, "
+        f"sparsity={model.sparsity:g}): {model.n_components_} components kept "
+        f"after {model.n_iter_} iterations"
+    )
     figure.tight_layout()
     figure.savefig(path)
     return Path(path)
@@ -270,7 +275,8 @@ def plot_solvers(fits, path, title):
     axes.set_xlabel("seconds since the solver started")
     axes.set_ylabel("objective F (nats per sample)")
     axes.set_title(title)
-    axes.legend(loc="upper right", fontsize=9)
+    # Lower left: the curves start high and fall to the right, leaving it empty.
+    axes.legend(loc="lower left", fontsize=9)
     axes.grid(True, which="major", alpha=0.3)
     figure.tight_layout()
     figure.savefig(path)
