@@ -251,7 +251,7 @@ def plot_solvers(fits, path, title):
         Where the PNG goes.
     title : str
     """
-    figure = _new_figure((8, 5))
+    figure = _new_figure((8, 6))
     axes = figure.add_subplot()
     lowest = min(float(np.min(model.loss_curve_)) for _, model, _ in fits)
     highest = max(float(model.loss_curve_[0]) for _, model, _ in fits)
@@ -275,11 +275,11 @@ def plot_solvers(fits, path, title):
     axes.set_xlabel("seconds since the solver started")
     axes.set_ylabel("objective F (nats per sample)")
     axes.set_title(title)
-    # Lower left: the curves start high and fall to the right, leaving it empty.
-    axes.legend(loc="lower left", fontsize=9)
+    # Below the axes: where the curves leave room depends on the timings.
+    axes.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), fontsize=9)
     axes.grid(True, which="major", alpha=0.3)
     figure.tight_layout()
-    figure.savefig(path)
+    figure.savefig(path, bbox_inches="tight")
     return Path(path)
 
 
