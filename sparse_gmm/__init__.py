@@ -20,6 +20,10 @@ _LAZY_NAMES = {
     "save": "._persistence",
 }
 
+# Public submodules, also imported on first use (``sparse_gmm.penalties``
+# worked without an import while the package imported everything eagerly).
+_LAZY_SUBMODULES = ("datasets", "penalties")
+
 __all__ = [
     "ModelVersionWarning",
     "SparseGaussianMixture",
@@ -33,6 +37,9 @@ __all__ = [
 
 
 def __getattr__(name):
+    if name in _LAZY_SUBMODULES:
+        # Importing a submodule binds it in this namespace itself.
+        return importlib.import_module(f".{name}", __name__)
     try:
         module_name = _LAZY_NAMES[name]
     except KeyError:
@@ -44,4 +51,4 @@ def __getattr__(name):
 
 
 def __dir__():
-    return sorted(set(globals()) | set(__all__))
+    return sorted(set(globals()) | set(__all__) | set(_LAZY_SUBMODULES))

@@ -70,6 +70,16 @@ def test_every_public_name_resolves(name):
     assert name in dir(sparse_gmm)
 
 
+def test_public_submodules_resolve_without_an_import():
+    # They did while the package imported everything eagerly.
+    modules = _modules_after(
+        "import sparse_gmm\n"
+        "sparse_gmm.penalties.SqrtPrior\n"
+        "sparse_gmm.datasets.make_spiral"
+    )
+    assert {"sparse_gmm.penalties", "sparse_gmm.datasets"} <= modules
+
+
 def test_unknown_attribute_raises_attribute_error():
     with pytest.raises(AttributeError, match="no_such_name"):
         sparse_gmm.no_such_name  # noqa: B018
