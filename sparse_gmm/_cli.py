@@ -1,23 +1,56 @@
 """Command line: ``sparse-gmm demo`` and ``sparse-gmm fit FILE``.
 
-Also reachable as ``python -m sparse_gmm``.
+Also reachable as ``python -m sparse_gmm``. The parser imports neither torch
+nor the estimator (seconds of imports), so ``--help`` and ``--version``
+answer at once; the commands import them when they run.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 import numpy as np
 
-from ._estimator import SparseGaussianMixture
-from ._gaussian import COVARIANCE_TYPES
+from . import __version__
+from ._demo import DEMO_FIGURES, DEMO_SPARSITY
 from ._io import DataError, load_data
 
 __all__ = ["main"]
 
 PROG = "sparse-gmm"
 EXIT_USAGE = 2
+
+#: SparseGaussianMixture's defaults for the options of ``fit``, quoted by
+#: ``--help`` (tests/test_cli.py checks them against the estimator's). The
+#: options default to None, so an option not given leaves the estimator's own
+#: default in force.
+FIT_DEFAULTS = {
+    "n_components": 20,
+    "sparsity": "auto",
+    "covariance_type": "full",
+    "max_iter": 300,
+}
+
+
+def _sparsity(text):
+    """``--sparsity``: 'auto' or a number."""
+    if text == "auto":
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a number or 'auto', got {text!r}"
+        ) from None
+
+
+#: The estimator's covariance types (``_gaussian.COVARIANCE_TYPES``).
+COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
+
+#: ``--delimiter`` words for delimiters awkward to type in a shell.
+_DELIMITER_WORDS = {"tab": "\t", "\\t": "\t", "whitespace": "whitespace"}
 
 
 # ------------------------------------------------------------- commands
@@ -76,26 +109,60 @@ def format_components(model, names=None):
     )
 
 
+def _check_output_folder(path, option):
+    """Refuse an output path whose folder is missing before a long fit."""
+    folder = Path(path).resolve().parent
+    if not folder.is_dir():
+        raise DataError(f"{option} {path}: the folder {folder} does not exist.")
+
+
+def _write_labels(path, labels):
+    """One label per line, or a .npy array if ``path`` ends in ``.npy``."""
+    path = Path(path)
+    if path.suffix.lower() == ".npy":
+        np.save(path, labels.astype(np.int64))
+    else:
+        path.write_text("".join(f"{label}\n" for label in labels.tolist()))
+
+
 def _fit_command(args):
-    X, names = load_data(args.file)
+    for path, option in ((args.labels, "--labels"), (args.save, "--save")):
+        if path is not None:
+            _check_output_folder(path, option)
+    X, names = load_data(args.file, delimiter=args.delimiter)
+    from ._estimator import SparseGaussianMixture
+
+    given = {
+        name: getattr(args, name)
+        for name in FIT_DEFAULTS
+        if getattr(args, name) is not None
+    }
     model = SparseGaussianMixture(
-        n_components=args.n_components,
-        sparsity=args.sparsity,
-        covariance_type=args.covariance_type,
-        max_iter=args.max_iter,
-        random_state=args.random_state,
-        verbose=args.verbose,
+        **given, random_state=args.random_state, verbose=args.verbose
     )
     model.fit(X)
     print(
         f"Fitted {args.file}: {X.shape[0]} samples, {X.shape[1]} features, "
-        f"{args.covariance_type} covariances, sparsity {args.sparsity:g}; "
-        f"kept {model.n_components_} of {args.n_components} components."
+        f"{model.covariance_type} covariances, sparsity {model.sparsity_:g}; "
+        f"kept {model.n_components_} of {model.n_components} components."
     )
     print(format_components(model, names))
     print(f"n_components_ = {model.n_components_}")
     print(f"lower_bound_ = {model.lower_bound_:.6f}  (mean log-likelihood)")
     print(f"converged_ = {model.converged_}  (after {model.n_iter_} iterations)")
+    try:
+        if args.labels is not None:
+            _write_labels(args.labels, model.predict(X))
+            print(f"Labels written to {args.labels}")
+        if args.save is not None:
+            from ._persistence import save
+
+            save(model, args.save)
+            print(f"Model saved to {args.save}")
+    except OSError as error:
+        raise DataError(
+            f"cannot write {error.filename or 'the output'} ({error.strerror})."
+        ) from None
     return 0
 
 
@@ -117,12 +184,23 @@ def _demo_command(args):
     return 0
 
 
-def _parser():
-    from ._demo import DEMO_SPARSITY
+def _delimiter(text):
+    """``--delimiter``'s type: one character, ``tab`` or ``whitespace``."""
+    delimiter = _DELIMITER_WORDS.get(text.lower(), text)
+    if delimiter != "whitespace" and len(delimiter) != 1:
+        raise argparse.ArgumentTypeError(
+            f"expected one character, 'tab' or 'whitespace', got {text!r}"
+        )
+    return delimiter
 
+
+def _parser():
     parser = argparse.ArgumentParser(
         prog=PROG,
         description="Gaussian mixtures that choose their number of components.",
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"%(prog)s {__version__}"
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.required = True
@@ -131,8 +209,9 @@ def _parser():
         "demo",
         help="fit the KeOps tutorial's spiral and write figures",
         description="Fit the KeOps tutorial's spiral, compare with "
-        "GaussianMixture, and write spiral_density.png and "
-        "spiral_convergence.png.",
+        "GaussianMixture and print a table, and write three figures into DIR: "
+        + "; ".join(f"{name} ({what})" for name, what in DEMO_FIGURES.items())
+        + ".",
     )
     demo.add_argument(
         "--out",
@@ -167,36 +246,45 @@ def _parser():
         "fit",
         help="fit a data file and print the components",
         description="Fit a SparseGaussianMixture to FILE (.npy, or CSV/text "
-        "with an optional header row) and print the surviving components.",
+        "with an optional header row) and print the surviving components; "
+        "optionally write each row's component and the fitted model.",
     )
     fit.add_argument("file", metavar="FILE", help=".npy or CSV file")
-    defaults = SparseGaussianMixture()
+    fit.add_argument(
+        "--delimiter",
+        type=_delimiter,
+        default=None,
+        metavar="D",
+        help="the text file's delimiter: one character, 'tab' or 'whitespace' "
+        "(default: of ',', ';', tab and whitespace, the first that splits the "
+        "first data row into the most numbers)",
+    )
     fit.add_argument(
         "--n-components",
         type=int,
-        default=defaults.n_components,
         metavar="N",
-        help="starting number of components (default: %(default)s)",
+        help=f"starting number of components (default: {FIT_DEFAULTS['n_components']})",
     )
     fit.add_argument(
         "--sparsity",
-        type=float,
-        default=defaults.sparsity,
+        type=_sparsity,
         metavar="S",
-        help="strength of the sparsity prior (default: %(default)s)",
+        help=(
+            "strength of the sparsity prior, a number or 'auto' "
+            f"(default: {FIT_DEFAULTS['sparsity']})"
+        ),
     )
     fit.add_argument(
         "--covariance-type",
         choices=COVARIANCE_TYPES,
-        default=defaults.covariance_type,
-        help="covariance structure, as in GaussianMixture (default: %(default)s)",
+        help="covariance structure, as in GaussianMixture "
+        f"(default: {FIT_DEFAULTS['covariance_type']})",
     )
     fit.add_argument(
         "--max-iter",
         type=int,
-        default=defaults.max_iter,
         metavar="N",
-        help="maximum number of iterations (default: %(default)s)",
+        help=f"maximum number of iterations (default: {FIT_DEFAULTS['max_iter']})",
     )
     fit.add_argument(
         "--random-state",
@@ -211,6 +299,18 @@ def _parser():
         action="count",
         default=0,
         help="print progress (twice: every few iterations)",
+    )
+    fit.add_argument(
+        "--labels",
+        metavar="FILE",
+        help="write each row's component (the index in the printed table) to "
+        "FILE: a .npy array if FILE ends in .npy, else one label per line",
+    )
+    fit.add_argument(
+        "--save",
+        metavar="MODEL",
+        help="save the fitted model to MODEL with sparse_gmm.save "
+        "(read it back with sparse_gmm.load; .npz is the customary extension)",
     )
     fit.set_defaults(handler=_fit_command)
     return parser

@@ -11,15 +11,22 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-import torch
-
-from ._estimator import SparseGaussianMixture
-from .datasets import make_spiral
 
 __all__ = ["run_demo"]
 
 #: Sparsity of the demo fit (see ``run_demo``'s notes for the values tried).
 DEMO_SPARSITY = 5.0
+
+#: The figures ``run_demo`` writes, and what each shows (``demo --help``
+#: lists them).
+DEMO_FIGURES = {
+    "spiral_density.png": "the sparse fit's log-density, its components' means "
+    "and 2-sigma ellipses, and the points",
+    "spiral_convergence.png": "the objective and the number of active "
+    "components at each iteration",
+    "spiral_solvers.png": "the objective against time of MM-EM and the "
+    "tutorial's Adam on the tutorial's problem",
+}
 
 #: The KeOps tutorial's sparsity, used by the solver comparison.
 TUTORIAL_SPARSITY = 20.0
@@ -27,10 +34,15 @@ TUTORIAL_SPARSITY = 20.0
 TUTORIAL_LEARNING_RATE = 0.1
 TUTORIAL_STEPS = 501
 
-# The tutorial's plot settings.
 _GRID_RESOLUTION = 200
-_CONTOUR_COLOUR = "#C8A1A1"
-_CONTOUR_LEVELS = 41
+#: The colour scale spans this many nats below the highest log-density: the
+#: density falls by e^-12 (6e-6) across it, and lower is off the data.
+_LOG_DENSITY_RANGE = 12.0
+#: Log-density contours, one every this many nats.
+_CONTOUR_STEP = 1.0
+#: Ellipses at this many standard deviations (about 86% of a 2-D Gaussian's
+#: mass lies inside: 1 - exp(-2**2 / 2)).
+_ELLIPSE_SIGMAS = 2.0
 
 
 def _new_figure(figsize):
@@ -56,58 +68,124 @@ def _unit_square_grid(resolution=_GRID_RESOLUTION):
     return np.column_stack((grid_x.ravel(), grid_y.ravel()))
 
 
-def plot_density(model, X, path, title):
-    """Draw ``model``'s density over the unit square as the tutorial does.
+def _covariances_2d(model):
+    """Each component's 2 x 2 covariance, whatever its ``covariance_type``."""
+    covariances = np.asarray(model.covariances_, dtype=np.float64)
+    n_components = len(model.means_)
+    kind = getattr(model, "covariance_type", "full")
+    if kind == "full":
+        return covariances
+    if kind == "tied":
+        return np.broadcast_to(covariances, (n_components, 2, 2))
+    if kind == "diag":
+        return covariances[:, :, None] * np.eye(2)
+    return covariances[:, None, None] * np.eye(2)
 
-    A heat-map of the density (RdBu, high density in red), contours of the
-    log-density and the points in black.
+
+def _ellipse(mean, covariance, sigmas):
+    """Points on the ``sigmas``-standard-deviation ellipse of a 2-D Gaussian."""
+    angles = np.linspace(0, 2 * np.pi, 100)
+    circle = np.stack((np.cos(angles), np.sin(angles)))
+    # covariance = L L^T maps the unit circle onto the 1-sigma ellipse.
+    factor = np.linalg.cholesky(covariance)
+    return mean[:, None] + sigmas * factor @ circle
+
+
+def density_figure(model, X, title):
+    """Draw ``model``'s log-density over the unit square, and its components.
+
+    A heat-map of the log-density with a colour bar (the highest
+    ``_LOG_DENSITY_RANGE`` nats; lower values take the lowest colour),
+    contours every nat, the points in black, and for each component its mean
+    (a cross) and its ``2``-standard-deviation ellipse.
 
     Parameters
     ----------
-    model : fitted estimator with ``score_samples``
+    model : fitted 2-D Gaussian mixture
+        SparseGaussianMixture or scikit-learn's GaussianMixture: its
+        ``score_samples``, ``means_``, ``covariances_`` and
+        ``covariance_type``.
     X : ndarray of shape (n_samples, 2)
-    path : path-like
-        Where the PNG goes.
     title : str
+
+    Returns
+    -------
+    matplotlib.figure.Figure
     """
     resolution = _GRID_RESOLUTION
     log_density = model.score_samples(_unit_square_grid(resolution))
     log_density = log_density.astype(np.float64).reshape(resolution, resolution)
-    density = np.exp(log_density)
+    # Far from every component the log-density may underflow to -inf: the
+    # colour scale and the contours are set by the finite values.
+    top = float(np.amax(log_density[np.isfinite(log_density)]))
+    bottom = top - _LOG_DENSITY_RANGE
 
-    figure = _new_figure((8, 8))
+    figure = _new_figure((8.6, 7.4))
     axes = figure.add_subplot()
     extent = (0, 1, 0, 1)
-    # Negated, with symmetric limits, so that zero density is white and high
-    # density deep red, as in the tutorial.
-    scale = np.amax(np.abs(density))
-    axes.imshow(
-        -density,
+    image = axes.imshow(
+        np.maximum(log_density, bottom),
         interpolation="bilinear",
         origin="lower",
-        vmin=-scale,
-        vmax=scale,
-        cmap="RdBu",
+        vmin=bottom,
+        vmax=top,
+        cmap="YlOrRd",
         extent=extent,
     )
-    # Finite values only: far from every component the log-density may
-    # underflow to -inf, which would turn every contour level into NaN.
-    scale = np.amax(np.abs(log_density[np.isfinite(log_density)]))
+    # extend="min": the lowest colour also stands for everything below.
+    colour_bar = figure.colorbar(image, ax=axes, shrink=0.85, pad=0.03, extend="min")
+    colour_bar.set_label("log-density  log p(x)  (nats)")
+    levels = np.arange(np.ceil(bottom), top, _CONTOUR_STEP)
     axes.contour(
-        log_density,
+        np.maximum(log_density, bottom),
         origin="lower",
-        linewidths=1.0,
-        colors=_CONTOUR_COLOUR,
-        levels=np.linspace(-scale, scale, _CONTOUR_LEVELS),
+        linewidths=0.6,
+        colors="0.45",
+        # Not matplotlib's dashes for negative levels: the sign of a
+        # log-density has no meaning here.
+        linestyles="solid",
+        levels=levels,
         extent=extent,
     )
-    axes.scatter(X[:, 0], X[:, 1], 100 / len(X), color="k")
-    axes.set_title(title, fontsize=20)
+    # Light enough for the colours to show through 10,000 points.
+    axes.scatter(X[:, 0], X[:, 1], s=0.5, color="k", alpha=0.3, lw=0)
+    axes.plot([], [], ".", color="k", alpha=0.5, label="data")
+    means = np.asarray(model.means_, dtype=np.float64)
+    for index, (mean, covariance) in enumerate(
+        zip(means, _covariances_2d(model), strict=True)
+    ):
+        outline = _ellipse(mean, covariance, _ELLIPSE_SIGMAS)
+        axes.plot(
+            outline[0],
+            outline[1],
+            color="C0",
+            lw=1.5,
+            label=f"{_ELLIPSE_SIGMAS:g}-sigma ellipse" if index == 0 else None,
+        )
+    axes.plot(
+        means[:, 0],
+        means[:, 1],
+        "X",
+        color="C0",
+        markeredgecolor="white",
+        markersize=10,
+        ls="none",
+        label="component mean",
+    )
+    axes.set_title(title, fontsize=14)
+    axes.set_xlabel("x[0]")
+    axes.set_ylabel("x[1]")
     axes.set_aspect("equal")
     axes.set_xlim(0, 1)
     axes.set_ylim(0, 1)
+    axes.legend(loc="upper left", fontsize=9, framealpha=0.9)
     figure.tight_layout()
-    figure.savefig(path)
+    return figure
+
+
+def plot_density(model, X, path, title):
+    """Save :func:`density_figure` as a PNG at ``path``; return the path."""
+    density_figure(model, X, title).savefig(path)
     return Path(path)
 
 
@@ -125,13 +203,18 @@ def plot_convergence(model, path):
     objective_axes, count_axes = figure.subplots(1, 2)
     objective_axes.plot(iterations, model.loss_curve_, color="C0")
     objective_axes.set_xlabel("iteration")
-    objective_axes.set_ylabel("objective (nats per sample)")
+    objective_axes.set_ylabel("objective F (nats per sample)")
     objective_axes.set_title("Objective")
     count_axes.step(iterations, model.n_components_curve_, where="post", color="C3")
     count_axes.set_xlabel("iteration")
     count_axes.set_ylabel("active components")
     count_axes.set_title("Active components")
     count_axes.set_ylim(0, max(model.n_components, 1) + 1)
+    figure.suptitle(
+        f"MM-EM path of SparseGaussianMixture(n_components={model.n_components}, "
+        f"sparsity={model.sparsity:g}): {model.n_components_} components kept "
+        f"after {model.n_iter_} iterations"
+    )
     figure.tight_layout()
     figure.savefig(path)
     return Path(path)
@@ -168,7 +251,7 @@ def plot_solvers(fits, path, title):
         Where the PNG goes.
     title : str
     """
-    figure = _new_figure((8, 5))
+    figure = _new_figure((8, 6))
     axes = figure.add_subplot()
     lowest = min(float(np.min(model.loss_curve_)) for _, model, _ in fits)
     highest = max(float(model.loss_curve_[0]) for _, model, _ in fits)
@@ -192,10 +275,11 @@ def plot_solvers(fits, path, title):
     axes.set_xlabel("seconds since the solver started")
     axes.set_ylabel("objective F (nats per sample)")
     axes.set_title(title)
-    axes.legend(loc="upper right", fontsize=9)
+    # Below the axes: where the curves leave room depends on the timings.
+    axes.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), fontsize=9)
     axes.grid(True, which="major", alpha=0.3)
     figure.tight_layout()
-    figure.savefig(path)
+    figure.savefig(path, bbox_inches="tight")
     return Path(path)
 
 
@@ -243,8 +327,9 @@ def run_demo(
     at ``tol=1e-3`` where the sparse fit goes on to ``1e-4``), and writes
     into ``out_dir``:
 
-    - ``spiral_density.png``: the sparse fit's density, as the KeOps tutorial
-      draws it (heat-map, log-density contours, the points);
+    - ``spiral_density.png``: the sparse fit's log-density (heat-map with a
+      colour bar, contours), its components' means and 2-sigma ellipses, and
+      the points;
     - ``spiral_convergence.png``: the objective and the number of active
       components against the iteration;
     - ``spiral_solvers.png``: the objective against time of fits of the
@@ -283,8 +368,14 @@ def run_demo(
         the fits of the solver comparison, under ``"em"``, ``"em_removal"``
         and ``"adam"``.
     """
+    # Imported here, not at the top: the command line's --help reads this
+    # module's constants and must not wait for torch.
+    import torch
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.mixture import GaussianMixture
+
+    from ._estimator import SparseGaussianMixture
+    from .datasets import make_spiral
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -377,7 +468,8 @@ def run_demo(
         sparse,
         X,
         out_dir / "spiral_density.png",
-        f"Density, {kept} components (of {n_components})",
+        f"SparseGaussianMixture on the spiral: {kept} of {n_components} "
+        f"components kept (sparsity {sparsity:g})",
     )
     convergence_figure = plot_convergence(sparse, out_dir / "spiral_convergence.png")
     solvers_figure = plot_solvers(

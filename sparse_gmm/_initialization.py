@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from sklearn.cluster import KMeans, kmeans_plusplus
 
 from ._gaussian import (
     MixtureParameters,
@@ -26,6 +25,10 @@ _CHUNK = 65536
 
 def _labels(X, sample_weight, n_components, init_params, random_state):
     """Hard assignments, with -1 for samples that belong to no component."""
+    # sklearn.cluster costs 0.4 s to import: paid by the first fit, not by
+    # ``from sparse_gmm import SparseGaussianMixture``.
+    from sklearn.cluster import KMeans, kmeans_plusplus
+
     n_samples = X.shape[0]
     if init_params == "kmeans":
         return (

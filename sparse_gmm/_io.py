@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["DataError", "load_data"]
+__all__ = ["AUTO_DELIMITERS", "DataError", "delimiter_name", "load_data"]
 
 
 class DataError(Exception):
@@ -31,21 +31,69 @@ def _data_lines(text):
     ]
 
 
+#: The delimiters tried, in this order, when none is given; "whitespace" is
+#: any run of spaces and tabs.
+AUTO_DELIMITERS = (",", ";", "\t", "whitespace")
+
+_DELIMITER_NAMES = {"\t": "tab", "whitespace": "whitespace"}
+
+
+def delimiter_name(delimiter):
+    """How a delimiter is written in messages: ``','``, ``tab``, ``whitespace``."""
+    return _DELIMITER_NAMES.get(delimiter, repr(delimiter))
+
+
 def _split(line, delimiter):
-    if delimiter is None:
+    if delimiter == "whitespace":
         return line.split()
     # csv handles quoted header names such as "height, cm".
     return [field.strip() for field in next(csv.reader([line], delimiter=delimiter))]
 
 
-def _guess_delimiter(line):
-    for delimiter in (",", ";", "\t"):
-        if delimiter in line:
+def _first_rows(lines, delimiter):
+    """The header (or None) and the first data row, split by ``delimiter``."""
+    first = _split(lines[0][1], delimiter)
+    if all(_is_number(field) for field in first):
+        return None, first
+    if len(lines) < 2:
+        return first, None
+    return first, _split(lines[1][1], delimiter)
+
+
+def _guess_delimiter(path, lines):
+    """The delimiter that splits the first data row into the most numbers.
+
+    A delimiter qualifies when the first data row (after a header, if the
+    first row is not all numbers) splits into numbers only, as many as the
+    header has names. Guessing from the first line's characters alone misread
+    a ``;``-separated file whose header holds a comma, and a file separated by
+    anything else, as a one-column header followed by a bad row.
+    """
+    best, best_count = None, 0
+    for delimiter in AUTO_DELIMITERS:
+        header, row = _first_rows(lines, delimiter)
+        if row is None:
+            # A lone header row: any delimiter will do for the error to come.
             return delimiter
-    return None  # whitespace-separated
+        if not row or not all(_is_number(field) for field in row):
+            continue
+        if header is not None and len(header) != len(row):
+            continue
+        if len(row) > best_count:
+            best, best_count = delimiter, len(row)
+    if best is None:
+        number, line = lines[1] if len(lines) > 1 else lines[0]
+        shown = line if len(line) <= 60 else line[:57] + "..."
+        tried = ", ".join(delimiter_name(d) for d in AUTO_DELIMITERS)
+        raise DataError(
+            f"{path}: cannot split line {number} ({shown!r}) into numbers with "
+            f"any of the delimiters {tried}. Name the file's delimiter with "
+            "--delimiter (decimal commas are not supported)."
+        )
+    return best
 
 
-def _load_text(path):
+def _load_text(path, delimiter=None):
     """Read a delimited text file; a first row that is not all numbers is a header.
 
     Returns
@@ -60,7 +108,8 @@ def _load_text(path):
     lines = _data_lines(text)
     if not lines:
         raise DataError(f"{path} contains no data.")
-    delimiter = _guess_delimiter(lines[0][1])
+    if delimiter is None:
+        delimiter = _guess_delimiter(path, lines)
     names = None
     first = _split(lines[0][1], delimiter)
     if not all(_is_number(field) for field in first):
@@ -75,14 +124,15 @@ def _load_text(path):
         if len(fields) != n_columns:
             raise DataError(
                 f"{path}, line {number}: expected {n_columns} columns, "
-                f"found {len(fields)}."
+                f"found {len(fields)} (delimiter {delimiter_name(delimiter)})."
             )
         try:
             rows.append([float(field) for field in fields])
         except ValueError:
             bad = next(field for field in fields if not _is_number(field))
             raise DataError(
-                f"{path}, line {number}: {bad!r} is not a number."
+                f"{path}, line {number}: {bad!r} is not a number "
+                f"(delimiter {delimiter_name(delimiter)})."
             ) from None
     return np.array(rows, dtype=np.float64), names
 
@@ -107,7 +157,7 @@ def _load_npy(path):
     return array.astype(np.float64, copy=False), None
 
 
-def load_data(path):
+def load_data(path, delimiter=None):
     """Load a 2-D numeric array from a ``.npy`` or a delimited text (CSV) file.
 
     Text files may be separated by commas, semicolons, tabs or whitespace;
@@ -117,6 +167,12 @@ def load_data(path):
     Parameters
     ----------
     path : path-like
+    delimiter : str, optional
+        The text file's delimiter: one character, or ``"whitespace"`` for
+        runs of spaces and tabs. By default, the first of ``,``, ``;``, tab
+        and whitespace that splits the first data row into the most numbers
+        (and as many as the header has names); a file that none of them
+        splits into numbers is refused. Ignored for ``.npy`` files.
 
     Returns
     -------
@@ -130,6 +186,10 @@ def load_data(path):
     DataError
         If the file is missing or unreadable, is not numeric, or is not 2-D.
     """
+    if delimiter is not None and delimiter != "whitespace" and len(delimiter) != 1:
+        raise DataError(
+            f"the delimiter must be one character or 'whitespace', got {delimiter!r}."
+        )
     path = Path(path)
     if not path.exists():
         raise DataError(f"{path}: no such file.")
@@ -139,7 +199,7 @@ def load_data(path):
         if path.suffix.lower() == ".npy":
             X, names = _load_npy(path)
         else:
-            X, names = _load_text(path)
+            X, names = _load_text(path, delimiter)
     except PermissionError:
         raise DataError(f"{path}: permission denied.") from None
     except OSError as error:

@@ -1,16 +1,22 @@
 """The command line, the spiral demo and the synthetic data sets."""
 
+import json
 import os
 import re
 import runpy
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from sparse_gmm._cli import main
+import sparse_gmm
+from sparse_gmm import SparseGaussianMixture
+from sparse_gmm._cli import COVARIANCE_TYPES, FIT_DEFAULTS, main
+from sparse_gmm._gaussian import COVARIANCE_TYPES as ESTIMATOR_COVARIANCE_TYPES
+from sparse_gmm._io import load_data
 from sparse_gmm.datasets import make_mixture, make_spiral
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -26,6 +32,56 @@ def three_clusters():
 def _component_rows(output):
     """The rows of the printed components table (they start with an index)."""
     return [line for line in output.splitlines() if re.match(r"^\s*\d+\s+0\.", line)]
+
+
+# ----------------------------------------------------------- the parser
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as excinfo:
+        main(["--version"])
+    assert excinfo.value.code == 0
+    assert capsys.readouterr().out.strip() == f"sparse-gmm {sparse_gmm.__version__}"
+
+
+def test_help_imports_neither_torch_nor_the_estimator():
+    # --help must answer at once: torch and scikit-learn take seconds to import.
+    code = (
+        "import contextlib, io, json, sys\n"
+        "from sparse_gmm._cli import main\n"
+        "for argv in ([], ['fit'], ['demo']):\n"
+        "    with contextlib.suppress(SystemExit), "
+        "contextlib.redirect_stdout(io.StringIO()):\n"
+        "        main([*argv, '--help'])\n"
+        "print(json.dumps(sorted(sys.modules)))"
+    )
+    completed = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+        cwd=Path(sparse_gmm.__file__).parents[1],
+    )
+    modules = set(json.loads(completed.stdout.splitlines()[-1]))
+    assert "sparse_gmm._cli" in modules
+    for name in ("torch", "sklearn", "sparse_gmm._estimator", "matplotlib"):
+        assert name not in modules, name
+
+
+def test_demo_help_names_the_three_figures(capsys):
+    with pytest.raises(SystemExit):
+        main(["demo", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    for name in ("spiral_density.png", "spiral_convergence.png", "spiral_solvers.png"):
+        assert name in out
+
+
+def test_fit_help_quotes_the_estimators_defaults():
+    # The parser may not import the estimator, so it quotes its defaults.
+    defaults = SparseGaussianMixture().get_params()
+    assert {name: defaults[name] for name in FIT_DEFAULTS} == FIT_DEFAULTS
+    assert COVARIANCE_TYPES == ESTIMATOR_COVARIANCE_TYPES
 
 
 # ------------------------------------------------------------------ demo
@@ -77,6 +133,53 @@ def test_demo_writes_figures_and_table(tmp_path):
     assert all(1 <= int(components) < 30 for _, components in solvers)
 
 
+def test_density_figure_labels_the_density_and_marks_the_components():
+    pytest.importorskip("matplotlib")
+    from sklearn.mixture import GaussianMixture
+
+    from sparse_gmm._demo import density_figure
+
+    X = make_spiral(n_samples=600, random_state=0).astype(np.float64)
+    # Any fitted 2-D mixture: scikit-learn's is quick and independent.
+    model = GaussianMixture(n_components=3, random_state=0).fit(X)
+    figure = density_figure(model, X, "three components")
+
+    axes, colour_bar_axes = figure.axes
+    assert "log-density" in colour_bar_axes.get_ylabel()
+    assert axes.get_title() == "three components"
+    assert axes.get_xlabel() and axes.get_ylabel()
+    # The colour scale is the log-density's: its top is the highest value on
+    # the plotted grid, which no point of the square can exceed.
+    (image,) = axes.get_images()
+    top = image.get_clim()[1]
+    ticks = np.linspace(0.0025, 0.9975, 200)
+    grid = np.column_stack([a.ravel() for a in np.meshgrid(ticks, ticks)])
+    assert top == pytest.approx(model.score_samples(grid).max())
+
+    lines = {line.get_label(): line for line in axes.get_lines()}
+    markers = lines["component mean"]
+    np.testing.assert_allclose(
+        np.column_stack(markers.get_data()), model.means_, rtol=1e-12
+    )
+    # One closed curve per component, every point 2 standard deviations from
+    # its mean in the component's own metric.
+    ellipses = [
+        line
+        for line in axes.get_lines()
+        if line is not markers and len(line.get_xdata()) > 2
+    ]
+    assert len(ellipses) == 3
+    for line, mean, precision in zip(
+        ellipses, model.means_, model.precisions_, strict=True
+    ):
+        offsets = np.column_stack(line.get_data()) - mean
+        mahalanobis = np.einsum("nd,de,ne->n", offsets, precision, offsets)
+        np.testing.assert_allclose(mahalanobis, 4.0, rtol=1e-9)
+    legend = [text.get_text() for text in axes.get_legend().get_texts()]
+    assert "component mean" in legend
+    assert "2-sigma ellipse" in legend
+
+
 # ------------------------------------------------------------------- fit
 
 
@@ -117,6 +220,136 @@ def test_fit_prints_the_three_components(tmp_path, capsys, three_clusters, kind)
         # The header row names the columns instead of being read as data.
         assert "mean[height]" in out
         assert "std[width]" in out
+
+
+FIT_ARGS = ["--n-components", "10", "--sparsity", "10", "--random-state", "0"]
+
+
+def _reference_fit(X):
+    """The fit FIT_ARGS ask for, in this process."""
+    return SparseGaussianMixture(n_components=10, sparsity=10, random_state=0).fit(X)
+
+
+@pytest.mark.parametrize("name", ["labels.txt", "labels.npy"])
+def test_fit_writes_labels(tmp_path, capsys, three_clusters, name):
+    data = tmp_path / "data.npy"
+    np.save(data, three_clusters)
+    labels_path = tmp_path / name
+    assert main(["fit", str(data), "--labels", str(labels_path), *FIT_ARGS]) == 0
+    assert f"Labels written to {labels_path}" in capsys.readouterr().out
+    if name.endswith(".npy"):
+        labels = np.load(labels_path)
+        assert np.issubdtype(labels.dtype, np.integer)
+    else:
+        lines = labels_path.read_text().splitlines()
+        assert all(re.fullmatch(r"\d+", line) for line in lines)
+        labels = np.array([int(line) for line in lines])
+    expected = _reference_fit(three_clusters).predict(three_clusters)
+    np.testing.assert_array_equal(labels, expected)
+    assert sorted(set(labels.tolist())) == [0, 1, 2]
+
+
+def test_fit_saves_the_model(tmp_path, capsys, three_clusters):
+    data = tmp_path / "data.npy"
+    np.save(data, three_clusters)
+    model_path = tmp_path / "model.npz"
+    assert main(["fit", str(data), "--save", str(model_path), *FIT_ARGS]) == 0
+    assert f"Model saved to {model_path}" in capsys.readouterr().out
+    loaded = sparse_gmm.load(model_path)
+    reference = _reference_fit(three_clusters)
+    assert loaded.n_components_ == reference.n_components_ == 3
+    np.testing.assert_array_equal(
+        loaded.score_samples(three_clusters), reference.score_samples(three_clusters)
+    )
+
+
+@pytest.mark.parametrize("option", ["--labels", "--save"])
+def test_fit_refuses_an_output_in_a_missing_folder_before_fitting(
+    tmp_path, capsys, three_clusters, option
+):
+    data = tmp_path / "data.npy"
+    np.save(data, three_clusters)
+    target = tmp_path / "no_such_folder" / "out.npy"
+    assert main(["fit", str(data), option, str(target)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""  # refused before the fit printed anything
+    assert "does not exist" in captured.err
+    assert option in captured.err
+
+
+def _write_table(path, X, delimiter, header):
+    lines = [header] if header is not None else []
+    lines += [delimiter.join(repr(float(value)) for value in row) for row in X]
+    path.write_text("\n".join(lines) + "\n")
+
+
+@pytest.mark.parametrize(
+    ("delimiter", "header"),
+    [
+        (",", "height,width"),
+        (";", "height;width"),
+        # A comma in a name misled the old guess (a comma anywhere on the
+        # first line meant comma-separated): a one-column header, then an error.
+        (";", "height, cm;width, cm"),
+        ("\t", "height\twidth"),
+        ("   ", "height   width"),
+        (",", None),
+        (";", None),
+        (" ", None),
+    ],
+)
+def test_load_data_detects_the_delimiter(tmp_path, three_clusters, delimiter, header):
+    path = tmp_path / "data.txt"
+    _write_table(path, three_clusters, delimiter, header)
+    X, names = load_data(path)
+    np.testing.assert_array_equal(X, three_clusters)
+    if header is None:
+        assert names is None
+    else:
+        assert len(names) == 2
+        assert names[0].startswith("height")
+
+
+@pytest.mark.parametrize(
+    ("text", "kind"),
+    [
+        ("a|b\n1.0|2.0\n3.0|4.0\n", "pipe"),
+        ("1.0|2.0\n3.0|4.0\n", "pipe"),
+        # Decimal commas: neither ',' nor ';' gives numbers.
+        ("1,5;2,5\n3,5;4,5\n", "decimal commas"),
+    ],
+)
+def test_fit_unreadable_delimiter_is_a_clear_error(tmp_path, capsys, text, kind):
+    path = tmp_path / "data.csv"
+    path.write_text(text)
+    assert main(["fit", str(path), "--n-components", "2"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    (line,) = captured.err.splitlines()
+    assert "cannot split line" in line
+    assert "--delimiter" in line
+
+
+@pytest.mark.parametrize(
+    ("delimiter", "option"),
+    [("|", "|"), ("\t", "tab"), ("\t", "\\t"), (" ", "whitespace")],
+)
+def test_fit_delimiter_option(tmp_path, capsys, three_clusters, delimiter, option):
+    path = tmp_path / "data.txt"
+    _write_table(path, three_clusters, delimiter, header=f"a{delimiter}b")
+    labels_path = tmp_path / "labels.npy"
+    argv = ["fit", str(path), "--delimiter", option, "--labels", str(labels_path)]
+    assert main([*argv, *FIT_ARGS]) == 0
+    assert "mean[a]" in capsys.readouterr().out
+    expected = _reference_fit(three_clusters).predict(three_clusters)
+    np.testing.assert_array_equal(np.load(labels_path), expected)
+
+
+def test_fit_delimiter_option_rejects_a_long_delimiter(tmp_path, capsys):
+    with pytest.raises(SystemExit) as excinfo:
+        main(["fit", str(tmp_path / "x.csv"), "--delimiter", "::"])
+    assert excinfo.value.code == 2
+    assert "one character" in capsys.readouterr().err
 
 
 def test_fit_other_covariance_type_prints_standard_deviations(

@@ -9,7 +9,7 @@ worker's CPU or GPU), built there from the estimator's ``engine`` and
   summing the blocks' sums is exact: one task per block, then Dask's tree
   reduction, and only the ``n_components x n_moment_features`` total comes
   back to the client, where the solvers' M-step (weights, pruning) runs. This
-  is how Spark MLlib distributes its GaussianMixture (DESIGN.md, section 5).
+  is how Spark MLlib distributes its GaussianMixture (docs/maths.rst, section 8).
 - The gradient of the log-likelihood with respect to the log-density
   coefficients ``theta`` is those same summed moments, so the gradient
   solvers work too, at one pass over the blocks per evaluation.

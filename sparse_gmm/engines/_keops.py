@@ -142,7 +142,7 @@ class KeOpsEngine(Engine):
         constants = LazyTensor(log_normalisers(parameters).to(dtype)[None, :, None])
         if parameters.covariance_type in ("full", "tied"):
             # The whitened form U^T (x - mu): measured the fastest accurate
-            # formula on the CPU (DESIGN.md, section 6).
+            # formula on the CPU (docs/maths.rst, section 7).
             whitened = factors.matvecmult(x - means)
         else:
             whitened = factors * (x - means)

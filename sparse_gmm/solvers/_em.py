@@ -90,7 +90,7 @@ class MMEMSolver(Solver):
 
     Each iteration is an E-step (one pass of the engine) and a closed-form
     M-step; the concave penalty is replaced by its tangent at the current
-    weights, so ``F`` never increases (DESIGN.md, section 3.1). Components
+    weights, so ``F`` never increases (docs/maths.rst, section 3). Components
     whose weight falls below ``prune_threshold`` are removed; should a removal
     raise ``F`` (possible without sparsity), it is undone and that component is
     never pruned again in this fit. An iteration that would raise ``F`` (the

@@ -1,0 +1,85 @@
+"""What ``import sparse_gmm`` and its public names pull in.
+
+Properties of the import graph, checked in a fresh interpreter (this one has
+imported everything already), not timings: they hold on any machine, and each
+module named here costs a measurable part of a second to import.
+"""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import sparse_gmm
+
+# Optional or heavy modules that no import of sparse_gmm may pull in: they are
+# imported when a figure is drawn, a Dask array arrives or KeOps runs.
+OPTIONAL = ("matplotlib", "dask", "distributed", "pykeops", "keopscore")
+
+
+def _modules_after(statement):
+    """The names in sys.modules after ``statement``, in a new interpreter."""
+    code = f"import json, sys\n{statement}\nprint(json.dumps(sorted(sys.modules)))"
+    completed = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+        # The folder holding the sparse_gmm this test imported, so that the
+        # child imports the same copy (the checkout, not an installed one).
+        cwd=Path(sparse_gmm.__file__).parents[1],
+    )
+    return set(json.loads(completed.stdout.splitlines()[-1]))
+
+
+def test_import_sparse_gmm_imports_neither_torch_nor_scikit_learn():
+    # What ``sparse-gmm --help`` and ``--version`` pay.
+    modules = _modules_after("import sparse_gmm")
+    for name in ("torch", "sklearn", "scipy", "scipy.stats", *OPTIONAL):
+        assert name not in modules, name
+    assert "sparse_gmm" in modules
+
+
+def test_public_names_import_no_optional_module():
+    modules = _modules_after(
+        "from sparse_gmm import *\n"
+        "import sparse_gmm.datasets\n"
+        "for name in sparse_gmm.__all__: getattr(sparse_gmm, name)"
+    )
+    assert "sparse_gmm._estimator" in modules
+    assert "sparse_gmm._cv" in modules
+    for name in OPTIONAL:
+        assert name not in modules, name
+
+
+def test_estimator_import_leaves_clustering_and_model_selection_to_first_use():
+    # sklearn.cluster (k-means) and sklearn.model_selection are imported by
+    # the first fit and by SparseGaussianMixtureCV, not by the estimator.
+    modules = _modules_after("from sparse_gmm import SparseGaussianMixture")
+    assert "torch" in modules
+    for name in ("sklearn.cluster", "sklearn.model_selection", *OPTIONAL):
+        assert name not in modules, name
+
+
+@pytest.mark.parametrize("name", sparse_gmm.__all__)
+def test_every_public_name_resolves(name):
+    assert getattr(sparse_gmm, name) is not None
+    assert name in dir(sparse_gmm)
+
+
+def test_public_submodules_resolve_without_an_import():
+    # They did while the package imported everything eagerly.
+    modules = _modules_after(
+        "import sparse_gmm\n"
+        "sparse_gmm.penalties.SqrtPrior\n"
+        "sparse_gmm.datasets.make_spiral"
+    )
+    assert {"sparse_gmm.penalties", "sparse_gmm.datasets"} <= modules
+
+
+def test_unknown_attribute_raises_attribute_error():
+    with pytest.raises(AttributeError, match="no_such_name"):
+        sparse_gmm.no_such_name  # noqa: B018
