@@ -499,12 +499,12 @@ def git_commit():
     return commit + ("+dirty" if dirty else "")
 
 
-def header_lines(config, load_before):
+def header_lines(config, commit, load_before):
     return [
         f"{STEM}: {config['folds']}-fold held-out log-likelihood per sample, "
         f"components K and fit time on real data{' (--quick)' * config['quick']}",
         f"date {datetime.now(timezone.utc).isoformat(timespec='seconds')}, "
-        f"git commit {git_commit()}",
+        f"git commit {commit} (read at the start)",
         f"load average before {load_before}, after "
         f"{tuple(round(v, 2) for v in os.getloadavg())}; {os.cpu_count()} CPUs, "
         "every fit on 1 thread",
@@ -612,10 +612,12 @@ def main(argv=None):
         if args.self_check:
             return
         config = make_config(args)
+        # Read before fitting: the tree may change while a long run goes on.
+        commit = git_commit()
         load_before = tuple(round(v, 2) for v in os.getloadavg())
         rows = run(config, log)
     table = summarise(rows, config)
-    lines = [*header_lines(config, load_before), "", *long_table(table, config)]
+    lines = [*header_lines(config, commit, load_before), "", *long_table(table, config)]
     lines += ["Markdown, K (mean over folds) / held-out (best in bold):", ""]
     lines += [*markdown_table(table, config), ""]
     for method in ("SGM", "SGM-CV"):
