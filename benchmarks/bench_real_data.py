@@ -41,9 +41,10 @@ Output: a table on stdout and in ``bench_real_data.txt``, one CSV row per
 and otherwise in ``--out`` (a new temporary directory if not given), so that
 a partial or overridden run never replaces the committed results.
 
-Run::
+Run from the repository root with ``PYTHONPATH=$PWD`` when sparse_gmm is
+installed from another checkout (the header names the copy imported)::
 
-    python benchmarks/bench_real_data.py                # about N minutes, 1 core
+    python benchmarks/bench_real_data.py                # ~10 min on 1 busy core
     python benchmarks/bench_real_data.py --quick        # iris and wine, 2 folds, K<=5
     python benchmarks/bench_real_data.py --self-check   # FJ on a clear 3-mixture
     python benchmarks/bench_real_data.py --methods SGM,FJ --datasets iris \\
@@ -508,7 +509,8 @@ def header_lines(config, commit, load_before):
         f"load average before {load_before}, after "
         f"{tuple(round(v, 2) for v in os.getloadavg())}; {os.cpu_count()} CPUs, "
         "every fit on 1 thread",
-        f"python {platform.python_version()}, sparse_gmm {sparse_gmm.__version__}, "
+        f"python {platform.python_version()}, sparse_gmm {sparse_gmm.__version__} "
+        f"from {Path(sparse_gmm.__file__).parent}, "
         f"numpy {np.__version__}, scikit-learn {sklearn.__version__}, "
         f"torch {torch.__version__}",
         f"max components {config['max_components']}; "
