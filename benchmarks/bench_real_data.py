@@ -315,6 +315,18 @@ def long_table(table, config):
     return lines
 
 
+def bic_failures(rows):
+    """One line per fold whose BIC sweep skipped or lost a fit."""
+    lines = []
+    for row in rows:
+        if row["method"] == "GM-BIC" and row["note"]:
+            lines.append(f"  {row['dataset']} fold {row['fold']}: {row['note']}")
+    head = (
+        "GaussianMixture fits in the BIC sweep that raised ValueError or were skipped"
+    )
+    return [f"{head}:", *lines] if lines else [f"{head}: none"]
+
+
 def markdown_table(table, config):
     """The issue's layout: one row per data set, ``K / held-out`` per method."""
     methods = config["methods"]
@@ -334,6 +346,9 @@ def markdown_table(table, config):
             if v is None:
                 cells.append("")
                 continue
+            if v["errors"]:
+                cells.append(f"failed on {v['errors']} of {len(v['ks'])} folds")
+                continue
             score = f"{v['heldout']:.3g}"
             if v["heldout"] == best:
                 score = f"**{score}**"
@@ -351,7 +366,7 @@ def issue_summary(table, config, method):
     within, far, k_ok, lines = 0, 0, 0, []
     for name in named:
         v = table[name, method]
-        best_ref = max(table[name, m]["heldout"] for m in references)
+        best_ref = np.nanmax([table[name, m]["heldout"] for m in references])
         gap = v["heldout"] - best_ref
         within += bool(gap >= -WITHIN_NATS)
         far += bool(not gap >= -FAR_NATS)  # NaN (a failed fit) counts as far
@@ -432,6 +447,10 @@ def plot(table, config, path):
             error_kw={"elinewidth": 0.8, "capsize": 1.5},
         )
     top.axhline(-WITHIN_NATS, color="grey", lw=0.8, ls="--")
+    n_named = sum(name in NAMED for name in names)
+    if 0 < n_named < len(names) and all(name in NAMED for name in names[:n_named]):
+        for axis in (top, bottom):  # the issue's six sets, then the extras
+            axis.axvline(n_named - 0.5, color="black", lw=0.8, ls=":")
     top.set_ylim(-CLIP_NATS * 1.02, 0.05)
     top.set_ylabel("held-out nats per sample\nbelow the best method")
     top.set_title(
@@ -568,6 +587,17 @@ def make_config(args):
             )
         return chosen
 
+    def keywords(option, text):
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise SystemExit(
+                f"{option} is not valid JSON ({error}): {text!r}"
+            ) from None
+        if not isinstance(value, dict):
+            raise SystemExit(f"{option} must be a JSON object, got {text!r}")
+        return value
+
     max_components = 5 if args.quick else 20
     config = {
         "quick": args.quick,
@@ -578,9 +608,15 @@ def make_config(args):
         "folds": args.folds or (2 if args.quick else 5),
         "seed": args.seed,
         "max_components": max_components,
-        "sgm_params": {"n_components": max_components, **json.loads(args.sgm_params)},
-        "cv_params": {"n_components": max_components, **json.loads(args.cv_params)},
-        "fj_params": json.loads(args.fj_params),
+        "sgm_params": {
+            "n_components": max_components,
+            **keywords("--sgm-params", args.sgm_params),
+        },
+        "cv_params": {
+            "n_components": max_components,
+            **keywords("--cv-params", args.cv_params),
+        },
+        "fj_params": keywords("--fj-params", args.fj_params),
     }
     is_default = (
         not args.quick
@@ -620,6 +656,8 @@ def main(argv=None):
         rows = run(config, log)
     table = summarise(rows, config)
     lines = [*header_lines(config, commit, load_before), "", *long_table(table, config)]
+    if "GM-BIC" in config["methods"]:
+        lines += [*bic_failures(rows), ""]
     lines += ["Markdown, K (mean over folds) / held-out (best in bold):", ""]
     lines += [*markdown_table(table, config), ""]
     for method in ("SGM", "SGM-CV"):
