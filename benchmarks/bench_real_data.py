@@ -204,7 +204,8 @@ FITTERS = {
 
 def run_fit(method, X_train, X_test, seed, config):
     """One fit: a dict with K, the held-out score, time, warnings, error."""
-    row = {"n_components": np.nan, "heldout": np.nan, "error": "", "note": ""}
+    row = {"n_components": np.nan, "heldout": np.nan, "fit_seconds": np.nan}
+    row.update(error="", note="")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         start = time.perf_counter()
@@ -214,7 +215,8 @@ def run_fit(method, X_train, X_test, seed, config):
             row.update(n_components=n_components, note=note)
             row["heldout"] = float(model.score(X_test))
         except Exception as error:  # a failed fit is a result, not a crash
-            row.setdefault("fit_seconds", time.perf_counter() - start)
+            if np.isnan(row["fit_seconds"]):
+                row["fit_seconds"] = time.perf_counter() - start
             row["error"] = f"{type(error).__name__}: {error}"
             traceback.print_exc(limit=2)
     row["n_warnings"] = len(caught)
