@@ -94,30 +94,35 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
     ----------
     n_components : int, default=20
         Number of components the fit starts with: an upper bound on the
-        number kept. Twenty recovered the true size best in the measurements
-        below; 30 was no better and slower.
-    sparsity : float, default=8.0
-        Strength ``s`` of the prior. The penalty is measured in nats per
-        sample, like the mean log-likelihood, so it does not shrink with the
-        number of samples. Larger values keep fewer components; tune it with
-        ``GridSearchCV`` (``score`` is the held-out log-likelihood).
-        What matters is ``sparsity / n_components``, the penalty per
-        component: keep it near 0.4 when you change ``n_components``.
-        The default was measured on 72 mixtures of known size (1 to 8
-        components, 2 to 8 dimensions, 2,000 and 20,000 samples, separated and
-        overlapping; ``benchmarks/bench_defaults.py``): sparsity 8 found the
-        true size in 67% of fits (1.0 found it in 7%, 16 in 69%) and gave the
-        best held-out log-likelihood of all values tried; its errors are
-        mostly an extra small component, while larger values merge
-        overlapping components. Small samples in high dimension want more
-        (12 to 16 at 2,000 samples in 8 dimensions).
+        number kept.
+    sparsity : float or 'auto', default='auto'
+        Strength ``s`` of the prior, in nats per sample per square-root
+        weight. 'auto' charges a component what BIC charges for its
+        parameters, ``s = M^(3/2) (p + 1) ln(N) / (2 N)`` with ``p`` the
+        parameters of one component and ``N`` the total sample weight
+        (``docs/maths.rst``, section 10.3): strong on small data in many
+        dimensions, weak on large data. The value used is ``sparsity_``.
+        Larger values keep fewer components; tune a number with
+        ``GridSearchCV`` or :class:`SparseGaussianMixtureCV` (``score`` is the
+        held-out log-likelihood).
     covariance_type : {'full', 'tied', 'diag', 'spherical'}, default='full'
         As in :class:`sklearn.mixture.GaussianMixture`.
+    covariance_prior : 'auto', float, array-like of shape (n_features, \
+            n_features) or None, default='auto'
+        An inverse-Wishart prior on every covariance while the components are
+        chosen (``docs/maths.rst``, section 10.1): it keeps components from
+        collapsing onto tied or duplicated samples, whose likelihood would
+        otherwise outweigh any sparsity. 'auto' is R mclust's default scale,
+        the data's variances over ``n_components^(2/D)`` with ``D + 2``
+        degrees of freedom; a float ``v`` is the scale ``v I``, an array the
+        scale matrix itself. None is maximum likelihood (with
+        ``sparsity=0``, scikit-learn's EM iterates exactly). With ``relax``
+        the final model is refitted without it.
     tol : float, default=1e-4
         The fit stops when an iteration that pruned nothing changes the
-        objective by less than ``tol``. At 1e-3 low sparsities stop before
-        anything is pruned; 1e-4 costs a few iterations more (median 37
-        instead of 33 at the default sparsity).
+        objective by less than ``tol`` and moves no weight by more than
+        ``10 * tol`` of itself (a weak penalty lets a component die slowly:
+        a fit that stopped on the objective alone would keep it).
     reg_covar : float, default=1e-6
         Added to the diagonal of every covariance.
     max_iter : int, default=300
@@ -134,11 +139,13 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
         User-supplied starting parameters (shapes as in GaussianMixture).
     prune_threshold : float, default=1e-3
         Components whose weight falls below this are removed during the fit,
-        which makes later iterations cheaper. Measured against 1e-2 and 1e-4
-        (same data and sparsities), 1e-3 recovered the true size most often
-        (64% against 58% and 47%); 1e-4 leaves extra small components that
-        are still shrinking when the fit stops. A removal that would raise
-        the objective is undone, and that component is kept.
+        which makes later iterations cheaper. A removal that would raise the
+        objective is undone, and that component kept, unless it is
+        degenerate (too few samples, or its variance at the ``reg_covar``
+        floor). Independently, a component whose expected sample count falls
+        below half its parameter count is annihilated (Figueiredo and Jain's
+        rule, ``docs/maths.rst`` section 10.2) whenever a sparsity or a
+        covariance prior is in force.
     solver : {'em', 'adam', 'lbfgs'}, default='em'
         'em' is MM-EM: EM with the prior majorised by its tangent, so the
         objective never increases.
@@ -156,16 +163,25 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
         write one). MM-EM needs it concave and increasing, and checks.
     learning_rate : float, default=0.1
         Adam's step size (the tutorial's); unused by the other solvers.
+    relax : bool, default=True
+        After the components are chosen, refit the survivors by maximum
+        likelihood from where the sparse fit ended (MM-EM without the
+        sparsity penalty and the covariance prior, annihilation still in
+        force), as the relaxed lasso does: the priors choose the components
+        but also shrink the survivors. Its iterations follow the sparse fit's
+        in ``loss_curve_``. Should the maximum-likelihood covariances not be
+        positive definite in the data's precision, the penalised fit is kept
+        with a ``DegenerateComponentWarning``.
     removal_moves : bool, default=False
         MM-EM only: after convergence, remove the lightest component, run
         MM-EM again and keep the removal when the objective ends lower;
         repeat until a removal does not pay. It reaches lower objectives
         (on the tutorial's spiral, lower than Adam's: see
         ``benchmarks/bench_solvers.py``), but a lower objective is not a better
-        model: at the default sparsity it merged real components and
-        recovered the true size less often (61% against 67% of 72 mixtures,
-        ``benchmarks/bench_removal_moves.py``), hence off by default. Turn it
-        on to minimise the objective itself, or with a sparsity tuned for it.
+        model: at a fixed sparsity it can merge real components
+        (``benchmarks/bench_removal_moves.py`` measures how often), hence off
+        by default. Turn it on to minimise the objective itself, or with a
+        sparsity tuned for it.
     engine : {'auto', 'torch', 'keops'}, default='auto'
         Compute engine. 'torch' computes dense blocks of samples, in chunks so
         that memory does not grow with ``n_samples``; 'keops' uses KeOps'
@@ -207,7 +223,10 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
     lower_bound_ : float
         Mean log-likelihood of the fitted model on the training data.
     objective_ : float
-        The objective at the fitted model.
+        The objective at the fitted model: the relaxed (unpenalised) one when
+        ``relax`` refitted it, ``-lower_bound_``.
+    sparsity_ : float
+        The sparsity the fit used (the value of 'auto').
     loss_curve_ : ndarray of shape (n_iter_,)
         The objective after each iteration (float64).
     n_components_curve_ : ndarray of shape (n_iter_,)
