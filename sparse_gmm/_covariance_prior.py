@@ -151,20 +151,22 @@ class CovariancePrior:
 
 
 def _auto_scale(X, sample_weight, n_components):
-    """mclust's default scale: the data's variances over ``K^(2/D)``.
+    """mclust's default scale: the data's covariance over ``K^(2/D)``.
 
-    Diagonal, from the weighted variance of each feature: a full sample
-    covariance is singular for collinear or constant features. A feature
-    with (near) zero variance takes a thousandth of the mean variance, so
-    ``Psi`` stays positive definite.
+    The weighted covariance of the features keeps their correlations (a
+    diagonal scale would pull every component's correlations towards zero).
+    A thousandth of the mean variance on the diagonal keeps ``Psi``
+    positive definite for constant or collinear features.
     """
     weight = sample_weight / sample_weight.sum()
     mean = weight @ X
-    variance = weight @ (X - mean) ** 2
-    floor = 1e-3 * variance.mean() if variance.mean() > 0 else 1.0
-    variance = np.maximum(variance, floor)
+    centred = X - mean
+    covariance = (centred * weight[:, None]).T @ centred
+    mean_variance = np.trace(covariance) / X.shape[1]
+    floor = 1e-3 * mean_variance if mean_variance > 0 else 1.0
+    covariance = covariance + floor * np.eye(X.shape[1])
     n_features = X.shape[1]
-    return np.diag(variance / n_components ** (2.0 / n_features))
+    return covariance / n_components ** (2.0 / n_features)
 
 
 def resolve_covariance_prior(spec, X, sample_weight, n_components, total_weight=None):
@@ -174,7 +176,7 @@ def resolve_covariance_prior(spec, X, sample_weight, n_components, total_weight=
     ----------
     spec : {'auto'}, float, array-like of shape (n_features, n_features) or None
         'auto' is mclust's default: ``nu = D + 2`` and ``Psi`` the data's
-        variances over ``n_components^(2/D)``. A float ``v`` is ``Psi = v I``
+        covariance over ``n_components^(2/D)``. A float ``v`` is ``Psi = v I``
         and an array is ``Psi`` itself, both with ``nu = D + 2``. None is no
         prior (maximum likelihood).
     X : numpy.ndarray of shape (n_samples, n_features)

@@ -113,7 +113,7 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
         chosen (``docs/maths.rst``, section 10.1): it keeps components from
         collapsing onto tied or duplicated samples, whose likelihood would
         otherwise outweigh any sparsity. 'auto' is R mclust's default scale,
-        the data's variances over ``n_components^(2/D)`` with ``D + 2``
+        the data's covariance over ``n_components^(2/D)`` with ``D + 2``
         degrees of freedom; a float ``v`` is the scale ``v I``, an array the
         scale matrix itself. None is maximum likelihood (with
         ``sparsity=0``, scikit-learn's EM iterates exactly). With ``relax``
