@@ -228,7 +228,7 @@ def _parser():
     )
     demo.add_argument(
         "--sparsity",
-        type=float,
+        type=_sparsity,
         default=DEMO_SPARSITY,
         metavar="S",
         help="strength of the sparsity prior (default: %(default)s)",
