@@ -31,6 +31,7 @@ def _component_rows(output):
 # ------------------------------------------------------------------ demo
 
 
+@pytest.mark.slow
 def test_demo_writes_figures_and_table(tmp_path):
     # Through the interpreter, as a user runs it: checks __main__ as well.
     out = tmp_path / "demo"
