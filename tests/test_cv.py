@@ -42,6 +42,7 @@ def test_recovers_a_clear_mixture_and_exposes_the_refit(fitted, four_blobs):
     assert fitted.predict_proba(four_blobs).shape == (len(four_blobs), 4)
     assert fitted.score(four_blobs) == refit.score(four_blobs)
     assert fitted.bic(four_blobs) == refit.bic(four_blobs)
+    assert fitted.aic(four_blobs) == refit.aic(four_blobs)
     X_new, y_new = fitted.sample(50)
     assert X_new.shape == (50, 2) and y_new.shape == (50,)
 
