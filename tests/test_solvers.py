@@ -281,8 +281,9 @@ def test_adams_long_run_from_the_tutorials_start_descends_as_mm_em(n_features):
 
     Where 501 steps on this non-convex objective end depends on rounding (the
     CPU's SIMD width moves the end by 0.05 nats on the spiral), so the bounds
-    are loose: the lowest objective of the last 100 steps recovers 90% of the
-    descent of MM-EM from the same start (measured: 100-101% on the spiral,
+    are loose: from the objective after Adam's first step, the lowest of its
+    last 100 steps recovers 90% of the descent that MM-EM makes from the same
+    start (measured: 100-101% on the spiral,
     99.99% in 5-D, with ATEN_CPU_CAPABILITY default and avx2), and at most a
     third of the components survive (measured: 3 to 6 of 30).
     """
