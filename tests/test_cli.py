@@ -87,6 +87,7 @@ def test_fit_help_quotes_the_estimators_defaults():
 # ------------------------------------------------------------------ demo
 
 
+@pytest.mark.slow
 def test_demo_writes_figures_and_table(tmp_path):
     # Through the interpreter, as a user runs it: checks __main__ as well.
     out = tmp_path / "demo"

@@ -7,9 +7,10 @@ import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
+from sklearn.mixture import GaussianMixture
 from sklearn.model_selection import KFold
 
-from sparse_gmm import SparseGaussianMixture, SparseGaussianMixtureCV, bic_scorer
+from sparse_gmm import SparseGaussianMixture, SparseGaussianMixtureCV, _cv, bic_scorer
 from sparse_gmm._cv import _select
 
 from .conftest import gaussian_mixture_sample
@@ -41,6 +42,7 @@ def test_recovers_a_clear_mixture_and_exposes_the_refit(fitted, four_blobs):
     assert fitted.predict_proba(four_blobs).shape == (len(four_blobs), 4)
     assert fitted.score(four_blobs) == refit.score(four_blobs)
     assert fitted.bic(four_blobs) == refit.bic(four_blobs)
+    assert fitted.aic(four_blobs) == refit.aic(four_blobs)
     X_new, y_new = fitted.sample(50)
     assert X_new.shape == (50, 2) and y_new.shape == (50,)
 
@@ -55,8 +57,30 @@ def test_cv_results_follow_grid_search_layout(fitted):
     assert_allclose(results["mean_test_score"], splits.mean(axis=0))
     assert_allclose(results["std_test_score"], splits.std(axis=0))
     assert results["rank_test_score"][np.argmax(results["mean_test_score"])] == 1
-    assert np.all(results["mean_fit_time"] > 0)
     assert results["mean_n_components"][-1] <= 4
+
+
+class _Clock:
+    """A perf_counter that advances by one second at each reading."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def perf_counter(self):
+        self.now += 1.0
+        return self.now
+
+
+def test_mean_fit_time_is_each_folds_fit_timed_once(four_blobs, monkeypatch):
+    """Read on a clock that ticks once per reading, every fold's fit (with its
+    relaxed refit) lasts exactly one second: a fit timed across more or fewer
+    readings, or times summed over the folds instead of averaged, shows."""
+    clock = _Clock()
+    monkeypatch.setattr(_cv, "time", clock)
+    model = SparseGaussianMixtureCV(6, sparsities=[1.0, 4.0], cv=3, random_state=0)
+    model.fit(four_blobs)
+    assert_array_equal(model.cv_results_["mean_fit_time"], [1.0, 1.0])
+    assert clock.now == 2 * 3 * 2  # two readings per fold and sparsity
 
 
 def test_early_stopping_fits_a_suffix_of_the_same_path(four_blobs, fitted):
@@ -208,6 +232,7 @@ def test_relaxed_refit_is_the_penalised_refit_fitted_without_penalty(four_blobs)
     )
 
 
+@pytest.mark.slow
 def test_folds_in_parallel_give_the_same_results(four_blobs):
     kwargs = dict(n_sparsities=3, cv=3, random_state=1)
     serial = SparseGaussianMixtureCV(6, **kwargs).fit(four_blobs)
@@ -235,11 +260,32 @@ def test_uniform_sample_weights_change_nothing(four_blobs):
 
 
 def test_bic_scoring(four_blobs):
+    """With ``scoring=bic_scorer`` every split score is minus the held-out BIC,
+    ``2 n score - p ln n``, with ``p`` counted by scikit-learn's GaussianMixture
+    holding the fold model's parameters."""
+    calls = []
+
+    def recording_bic(estimator, X):
+        calls.append((copy.deepcopy(estimator), X))
+        return bic_scorer(estimator, X)
+
     model = SparseGaussianMixtureCV(
-        8, n_sparsities=4, cv=3, scoring=bic_scorer, random_state=0
+        8, n_sparsities=4, cv=3, scoring=recording_bic, random_state=0
     ).fit(four_blobs)
     assert model.n_components_ == 4
-    assert np.all(model.cv_results_["mean_test_score"] < 0)
+    expected = []
+    for fold_model, X_test in calls:
+        reference = GaussianMixture(fold_model.n_components_, covariance_type="full")
+        for name in ("weights_", "means_", "covariances_", "precisions_cholesky_"):
+            setattr(reference, name, getattr(fold_model, name))
+        n = len(X_test)
+        log_likelihood = reference.score(X_test) * n
+        expected.append(2 * log_likelihood - reference._n_parameters() * np.log(n))
+    results = model.cv_results_
+    splits = np.array([results[f"split{k}_test_score"] for k in range(3)])
+    # One scorer call per fold and sparsity, each giving one split score.
+    assert len(calls) == splits.size
+    assert_allclose(np.sort(splits.ravel()), np.sort(expected), rtol=1e-12)
 
 
 @pytest.mark.parametrize(

@@ -1,9 +1,13 @@
-"""Dask arrays on a process-based LocalCluster give what the in-memory fit gives."""
+"""Dask arrays give what the in-memory fit gives.
+
+The default tier computes the blocks with Dask's synchronous scheduler, in
+this process; the slow tier repeats the main checks on a LocalCluster of two
+worker processes, and runs those that need one (tasks that must not run on the
+client, scattered parameters, devices resolved by the workers).
+"""
 
 import importlib
 import os
-import subprocess
-import sys
 import warnings
 
 import numpy as np
@@ -56,6 +60,25 @@ def client():
         yield client
 
 
+@pytest.fixture
+def synchronous():
+    """Dask's synchronous scheduler: every block computed here, in turn."""
+    with dask.config.set(scheduler="synchronous"):
+        yield
+
+
+@pytest.fixture(
+    params=["synchronous", pytest.param("processes", marks=pytest.mark.slow)]
+)
+def scheduler(request):
+    """Each scheduler in turn: this process, then the cluster's workers."""
+    if request.param == "processes":
+        yield request.getfixturevalue("client")
+        return
+    with dask.config.set(scheduler="synchronous"):
+        yield None
+
+
 @pytest.fixture(scope="module")
 def data():
     """A 3-component mixture in memory, and the same rows as 4 Dask blocks."""
@@ -84,7 +107,7 @@ def _assert_same_fit(on_dask, in_memory):
     "covariance_type, weighted", [("full", False), ("full", True), ("diag", True)]
 )
 def test_fit_matches_the_in_memory_fit_from_the_same_start(
-    client, data, covariance_type, weighted
+    scheduler, data, covariance_type, weighted
 ):
     X, weights = data
     params = dict(
@@ -105,7 +128,7 @@ def test_fit_matches_the_in_memory_fit_from_the_same_start(
     assert isinstance(on_dask.means_, np.ndarray) and on_dask.engine_ == "dask"
 
 
-def test_float32_fit_stays_float32_and_matches_in_memory(client, data):
+def test_float32_fit_stays_float32_and_matches_in_memory(synchronous, data):
     X, weights = data
     X, weights = X.astype(np.float32), weights.astype(np.float32)
     params = dict(
@@ -126,7 +149,9 @@ def test_float32_fit_stays_float32_and_matches_in_memory(client, data):
     assert_allclose(on_dask.covariances_, in_memory.covariances_, rtol=1e-4)
 
 
-def test_default_initialisation_of_a_small_array_is_the_in_memory_one(client, data):
+def test_default_initialisation_of_a_small_array_is_the_in_memory_one(
+    synchronous, data
+):
     X, _ = data
     in_memory = SparseGaussianMixture(
         N_COMPONENTS, sparsity=SPARSITY, random_state=0
@@ -137,7 +162,7 @@ def test_default_initialisation_of_a_small_array_is_the_in_memory_one(client, da
     _assert_same_fit(on_dask, in_memory)
 
 
-def test_initialisation_from_a_sample_of_the_rows(client, data, monkeypatch):
+def test_initialisation_from_a_sample_of_the_rows(synchronous, data, monkeypatch):
     X, weights = data
     monkeypatch.setattr(dask_sampling, "INIT_SAMPLE_ROWS", 300)
     rows, row_weights = dask_sampling.sample_rows(
@@ -175,7 +200,7 @@ def test_sampled_row_indices_are_uniform_and_distinct():
     assert all(130 < count < 270 for count in counts.values())
 
 
-def test_warm_start_continues_on_dask_as_in_memory(client, data):
+def test_warm_start_continues_on_dask_as_in_memory(synchronous, data):
     X, _ = data
     params = dict(sparsity=SPARSITY, warm_start=True, random_state=0)
     models = [SparseGaussianMixture(N_COMPONENTS, max_iter=3, **params) for _ in "ab"]
@@ -189,7 +214,7 @@ def test_warm_start_continues_on_dask_as_in_memory(client, data):
     _assert_same_fit(on_dask, in_memory)
 
 
-def test_per_sample_methods_return_lazy_arrays_equal_to_in_memory(client, data):
+def test_per_sample_methods_return_lazy_arrays_equal_to_in_memory(scheduler, data):
     X, weights = data
     model = SparseGaussianMixture(N_COMPONENTS, sparsity=SPARSITY, random_state=0).fit(
         X
@@ -228,6 +253,7 @@ def test_per_sample_methods_return_lazy_arrays_equal_to_in_memory(client, data):
     assert single.dtype == np.float32 and single.compute().dtype == np.float32
 
 
+@pytest.mark.slow
 def test_block_functions_never_run_on_the_client(client, data, monkeypatch):
     X, _ = data
     model = SparseGaussianMixture(N_COMPONENTS, sparsity=SPARSITY, random_state=0).fit(
@@ -260,7 +286,7 @@ def test_block_functions_never_run_on_the_client(client, data, monkeypatch):
 
 
 @pytest.mark.parametrize("solver, max_iter", [("adam", 3), ("lbfgs", 2)])
-def test_gradient_solvers_match_in_memory(client, data, solver, max_iter):
+def test_gradient_solvers_match_in_memory(synchronous, data, solver, max_iter):
     X, weights = data
     start = explicit_start(X, N_COMPONENTS, "full")
     params = dict(solver=solver, max_iter=max_iter, tol=0.0, **start)
@@ -274,7 +300,9 @@ def test_gradient_solvers_match_in_memory(client, data, solver, max_iter):
     assert_allclose(on_dask.means_, in_memory.means_, atol=1e-6)
 
 
-def test_keops_engine_on_the_workers(client, data):
+def test_keops_engine_on_the_blocks(scheduler, data):
+    """KeOps on each block; in this process, the default tier's 2-D float64
+    formulas, already compiled by tests/test_keops.py."""
     pytest.importorskip("pykeops")
     X, _ = data
     params = dict(
@@ -286,8 +314,8 @@ def test_keops_engine_on_the_workers(client, data):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         in_memory = SparseGaussianMixture(N_COMPONENTS, engine="torch", **params).fit(X)
-        # Both workers compile the same formulas at once: the compile lock
-        # in sparse_gmm.engines._keops makes one wait for the other.
+        # On the cluster both workers compile the same formulas at once: the
+        # compile lock in sparse_gmm.engines._keops makes one wait for the other.
         on_dask = SparseGaussianMixture(N_COMPONENTS, engine="keops", **params).fit(
             _blocks(X)
         )
@@ -299,6 +327,7 @@ def test_keops_engine_on_the_workers(client, data):
     )
 
 
+@pytest.mark.slow
 def test_large_parameters_are_scattered_and_give_the_same_fit(
     client, data, monkeypatch
 ):
@@ -389,7 +418,9 @@ def _bad_fit_inputs(X, weights):
 @pytest.mark.parametrize(
     "case", list(_bad_fit_inputs(np.zeros((N_SAMPLES, 2)), np.ones(N_SAMPLES)))
 )
-def test_bad_dask_input_raises_and_leaves_the_estimator_as_it_was(client, data, case):
+def test_bad_dask_input_raises_and_leaves_the_estimator_as_it_was(
+    synchronous, data, case
+):
     X, weights = data
     bad_X, bad_weight, message = _bad_fit_inputs(X, weights)[case]
     fresh = SparseGaussianMixture(N_COMPONENTS, random_state=0)
@@ -398,7 +429,7 @@ def test_bad_dask_input_raises_and_leaves_the_estimator_as_it_was(client, data, 
     assert not hasattr(fresh, "weights_") and not hasattr(fresh, "n_features_in_")
 
 
-def test_a_failed_dask_fit_keeps_the_previous_fit(client, data):
+def test_a_failed_dask_fit_keeps_the_previous_fit(synchronous, data):
     X, _ = data
     model = SparseGaussianMixture(N_COMPONENTS, random_state=0).fit(X)
     before = {key: np.copy(value) for key, value in vars(model).items()}
@@ -409,7 +440,7 @@ def test_a_failed_dask_fit_keeps_the_previous_fit(client, data):
         assert_array_equal(getattr(model, key), value)
 
 
-def test_bad_dask_input_at_prediction(client, data):
+def test_bad_dask_input_at_prediction(synchronous, data):
     X, _ = data
     model = SparseGaussianMixture(N_COMPONENTS, random_state=0).fit(X)
     with pytest.raises(ValueError, match="3 features"):
@@ -425,6 +456,7 @@ def test_bad_dask_input_at_prediction(client, data):
         model.score(_blocks(X), sample_weight=_blocks(np.zeros(N_SAMPLES)))
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs workers without CUDA")
 def test_the_device_is_resolved_on_the_workers(client, data):
     X, _ = data
@@ -436,26 +468,3 @@ def test_the_device_is_resolved_on_the_workers(client, data):
     assert not hasattr(model, "weights_")
     with pytest.raises(ValueError, match="device must be"):
         SparseGaussianMixture(N_COMPONENTS, device="gpu:x").fit(_blocks(X))
-
-
-def test_importing_sparse_gmm_does_not_import_dask(data, tmp_path):
-    X, _ = data
-    np.save(tmp_path / "X.npy", X)
-    script = (
-        "import sys, numpy as np, sparse_gmm\n"
-        "X = np.load(sys.argv[1])\n"
-        "model = sparse_gmm.SparseGaussianMixture(4, random_state=0).fit(X)\n"
-        "model.predict(X)\n"
-        "print(sparse_gmm.__file__)\n"
-        "print(sorted(m for m in sys.modules\n"
-        "            if m.split('.')[0] in ('dask', 'distributed')))\n"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", script, str(tmp_path / "X.npy")],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    path, modules = result.stdout.splitlines()
-    assert path == sparse_gmm.__file__
-    assert modules == "[]"

@@ -10,9 +10,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import sparse_gmm
+
+from .conftest import gaussian_mixture_sample
 
 # Optional or heavy modules that no import of sparse_gmm may pull in: they are
 # imported when a figure is drawn, a Dask array arrives or KeOps runs.
@@ -83,3 +86,32 @@ def test_public_submodules_resolve_without_an_import():
 def test_unknown_attribute_raises_attribute_error():
     with pytest.raises(AttributeError, match="no_such_name"):
         sparse_gmm.no_such_name  # noqa: B018
+
+
+def test_fitting_in_memory_imports_neither_pykeops_nor_dask(tmp_path):
+    """pykeops and dask are imported only when asked for (engine='keops', a Dask
+    array): a broken KeOps install or cache can then never break the import,
+    and in-memory users pay for neither."""
+    X, _ = gaussian_mixture_sample(n_samples=300, n_components=3, seed=1)
+    np.save(tmp_path / "X.npy", X)
+    script = (
+        "import sys, numpy as np, sparse_gmm\n"
+        "X = np.load(sys.argv[1])\n"
+        "model = sparse_gmm.SparseGaussianMixture(4, random_state=0).fit(X)\n"
+        "model.predict(X)\n"
+        "print(sparse_gmm.__file__)\n"
+        "print(sorted(m for m in sys.modules\n"
+        "            if m.split('.')[0] in ('pykeops', 'keopscore', 'dask',\n"
+        "                                   'distributed')))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path / "X.npy")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=Path(sparse_gmm.__file__).parents[1],
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    path, modules = result.stdout.splitlines()
+    assert path == sparse_gmm.__file__  # this checkout, not another install
+    assert modules == "[]"

@@ -1,4 +1,11 @@
-"""The KeOps engine computes what the torch engine computes."""
+"""The KeOps engine computes what the torch engine computes.
+
+KeOps compiles each formula (covariance family, dimension, dtype, reduction)
+on first use, in about 5 CPU-seconds: the default tier uses the three
+formulas of 'full' covariances in 2-D float64 (log-sum-exp, moments,
+argmax), which every test here in that tier shares; the slow tier covers the
+other dimensions, dtypes and families, and the gradients.
+"""
 
 import warnings
 
@@ -35,8 +42,17 @@ def _fit(X, engine, covariance_type, device="cpu"):
         return model.fit(X)
 
 
-@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
-@pytest.mark.parametrize("n_features", [1, 2, 3, 5])
+def _cases():
+    """Every covariance type and dimension; 'full' and 'tied' in 2-D share the
+    default tier's formulas."""
+    for n_features in (1, 2, 3, 5):
+        for covariance_type in COVARIANCE_TYPES:
+            shared = n_features == 2 and covariance_type in ("full", "tied")
+            marks = () if shared else pytest.mark.slow
+            yield pytest.param(n_features, covariance_type, marks=marks)
+
+
+@pytest.mark.parametrize(("n_features", "covariance_type"), list(_cases()))
 def test_keops_fit_and_predictions_match_torch(covariance_type, n_features):
     X, _ = gaussian_mixture_sample(
         n_samples=600, n_components=3, n_features=n_features, seed=n_features
@@ -52,6 +68,7 @@ def test_keops_fit_and_predictions_match_torch(covariance_type, n_features):
     np.testing.assert_array_equal(symbolic.predict(X), dense.predict(X))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("covariance_type", ["full", "diag"])
 def test_keops_gradients_match_torch(covariance_type):
     X, _ = gaussian_mixture_sample(n_samples=300, n_components=3, n_features=2)
@@ -74,6 +91,7 @@ def test_keops_gradients_match_torch(covariance_type):
         assert_allclose(gradients["keops"][1][key], grad, rtol=1e-8, atol=1e-8)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_keops_on_cuda_matches_torch_on_cuda():
     X, _ = gaussian_mixture_sample(n_samples=5000, n_components=4, n_features=3)
@@ -82,7 +100,9 @@ def test_keops_on_cuda_matches_torch_on_cuda():
     assert_allclose(symbolic.score_samples(X), dense.score_samples(X), atol=1e-8)
 
 
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(
+    "dtype", [pytest.param(np.float32, marks=pytest.mark.slow), np.float64]
+)
 def test_keops_scores_far_samples_as_torch_does(dtype):
     X, _ = gaussian_mixture_sample(n_samples=300, n_components=3, n_features=2)
     X = X.astype(dtype)

@@ -1,4 +1,8 @@
-"""KeOps faults: the package imports and 'auto' fits whatever KeOps does."""
+"""KeOps faults: the package imports and 'auto' fits whatever KeOps does.
+
+Every test here starts Python processes with an empty KeOps cache of their own,
+each compiling its formulas again: they form the slow tier (``-m slow``).
+"""
 
 import itertools
 import os
@@ -11,6 +15,8 @@ import textwrap
 import pytest
 
 pytest.importorskip("pykeops")
+
+pytestmark = pytest.mark.slow
 
 _COMPILER = re.compile(r"(^|-)(g\+\+|gcc|c\+\+|cc|clang.*|cpp)(-[\d.]+)?$")
 
@@ -143,47 +149,70 @@ def test_keops_faults_give_a_clear_error_and_auto_still_fits(fault, cause, tmp_p
     assert lines["AUTO"] == "True"
 
 
-def test_importing_sparse_gmm_does_not_import_pykeops():
-    """A broken KeOps install or cache can then never break the import."""
-    code = (
-        "import sys, sparse_gmm; "
-        "from sparse_gmm import SparseGaussianMixture; "
-        "print('pykeops' in sys.modules)"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300
-    )
-    assert result.stdout.strip() == "False", result.stderr
-
-
-TAKE_LOCK = textwrap.dedent(
+# Lines of /proc/locks for a process blocked on a flock: "1: -> FLOCK  ADVISORY
+# WRITE <pid> <major>:<minor>:<inode> 0 EOF".
+WAITERS = textwrap.dedent(
     """
-    import os, sys, time
-    from sparse_gmm.engines._keops import _first_compile_lock, _keops
+    def blocked_on(path):
+        # Pids of the processes waiting for a flock on path.
+        inode = os.stat(path).st_ino
+        with open("/proc/locks") as locks:
+            return [
+                int(fields[5])
+                for fields in (line.split() for line in locks)
+                if fields[1] == "->" and fields[6].endswith(f":{inode}")
+            ]
 
-    role, flag = sys.argv[1], sys.argv[2]
-    _keops()  # pay pykeops' import (and its test compile) before timing
-    if role == "second":
-        open(flag, "w").close()  # about to ask for the lock
-    with _first_compile_lock(("a formula",)):
-        print("in", time.time(), flush=True)
-        if role == "first":
-            while not os.path.exists(flag):
-                time.sleep(0.05)
-            time.sleep(1.0)  # the second process is now blocked, or not
-        print("out", time.time(), flush=True)
+
+    def wait_for_a_waiter(path, timeout=120):
+        # The first pid seen blocked on path; None after timeout seconds.
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            waiters = blocked_on(path)
+            if waiters:
+                return waiters[0]
+            time.sleep(0.01)
+        return None
     """
 )
 
+needs_proc_locks = pytest.mark.skipif(
+    not os.path.exists("/proc/locks"), reason="needs Linux's /proc/locks"
+)
 
+TAKE_LOCK = (
+    """
+import os, sys, time
+from sparse_gmm.engines._keops import _first_compile_lock, _keops
+"""
+    + WAITERS
+    + textwrap.dedent(
+        """
+        role = sys.argv[1]
+        _, build_folder = _keops()  # pay pykeops' import before the race
+        lock_file = os.path.join(build_folder, "sparse_gmm.lock")
+        print("asking", time.time(), flush=True)
+        with _first_compile_lock(("a formula",)):
+            print("in", time.time(), flush=True)
+            if role == "first":
+                # Hold the lock until the other process is seen blocked on it:
+                # the exclusion is then exercised, not merely possible.
+                print("waiter", wait_for_a_waiter(lock_file), flush=True)
+            print("out", time.time(), flush=True)
+        """
+    )
+)
+
+
+@needs_proc_locks
 def test_first_compile_lock_excludes_other_processes(tmp_path):
-    """Two processes compiling the same formula take turns in KeOps' folder."""
+    """Two processes compiling the same formula take turns in KeOps' folder:
+    the second blocks while the first holds the lock, and enters after it."""
     env = dict(os.environ, KEOPS_CACHE_FOLDER=str(tmp_path / "keops-cache"))
-    flag = str(tmp_path / "second-is-waiting")
 
     def start(role):
         return subprocess.Popen(
-            [sys.executable, "-c", TAKE_LOCK, role, flag],
+            [sys.executable, "-c", TAKE_LOCK, role],
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -191,52 +220,79 @@ def test_first_compile_lock_excludes_other_processes(tmp_path):
         )
 
     first = start("first")
+    first.stdout.readline()  # asking
     entered = first.stdout.readline().split()
     assert entered and entered[0] == "in", first.stderr.read()[-3000:]
     second = start("second")
     second_out, second_err = second.communicate(timeout=600)
-    first_rest, _ = first.communicate(timeout=600)
+    first_rest, first_err = first.communicate(timeout=600)
+    assert first.returncode == 0, first_err[-3000:]
     assert second.returncode == 0, second_err[-3000:]
-    first_released = float(first_rest.split()[1])
-    second_entered = float(second_out.split()[1])
-    assert second_entered >= first_released
+    first_lines = dict(line.split(" ", 1) for line in first_rest.splitlines())
+    second_lines = dict(line.split(" ", 1) for line in second_out.splitlines())
+    # /proc/locks showed the second process blocked on the first one's lock...
+    assert first_lines["waiter"] == str(second.pid)
+    # ...and it entered only once the first had left.
+    assert float(second_lines["in"]) >= float(first_lines["out"])
 
 
-COMPILE_RACE = textwrap.dedent(
+COMPILE_RACE = (
     """
-    import contextlib, os, sys, time
-    import numpy as np
-    from sparse_gmm import SparseGaussianMixture
-    from sparse_gmm.engines import _keops
+import contextlib, os, sys, time
+import numpy as np
+from sparse_gmm import SparseGaussianMixture
+from sparse_gmm.engines import _keops
+"""
+    + WAITERS
+    + textwrap.dedent(
+        """
+        index, n_processes, barrier = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+        locked = _keops._first_compile_lock
 
-    index, n_processes, barrier = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
-    locked = _keops._first_compile_lock
+        @contextlib.contextmanager
+        def logged(key):
+            first = key not in _keops._COMPILED
+            asked = time.time()
+            with locked(key):
+                entered = time.time()
+                name = "-".join(map(str, key))
+                if first:
+                    # The first process in holds the lock until another is seen
+                    # blocked on it, so that the processes do contend.
+                    holder = os.path.join(barrier, "holder-" + name)
+                    try:
+                        os.close(os.open(holder, os.O_CREAT | os.O_EXCL))
+                    except FileExistsError:
+                        pass
+                    else:
+                        lock_file = os.path.join(build_folder, "sparse_gmm.lock")
+                        print("WAITER", name, wait_for_a_waiter(lock_file))
+                yield
+                if first:
+                    print("SECTION", name, asked, entered, time.time())
 
-    @contextlib.contextmanager
-    def logged(key):
-        first = key not in _keops._COMPILED
-        with locked(key):
-            entered = time.time()
-            yield
-            if first:
-                print("SECTION", "/".join(map(str, key)), entered, time.time())
-
-    _keops._first_compile_lock = logged
-    _keops._keops()  # import pykeops before the race starts
-    open(os.path.join(barrier, str(index)), "w").close()
-    while len(os.listdir(barrier)) < n_processes:
-        time.sleep(0.01)
-    X = np.random.default_rng(0).normal(size=(500, 3))
-    model = SparseGaussianMixture(4, engine="torch", random_state=0, max_iter=5)
-    # One formula (the log-density) keeps the race short.
-    model.fit(X).set_params(engine="keops")
-    print("SCORE", repr(model.score(X)))
-    """
+        _keops._first_compile_lock = logged
+        _, build_folder = _keops._keops()  # import pykeops before the race starts
+        open(os.path.join(barrier, str(index)), "w").close()
+        while len([n for n in os.listdir(barrier) if n.isdigit()]) < n_processes:
+            time.sleep(0.01)
+        X = np.random.default_rng(0).normal(size=(500, 3))
+        model = SparseGaussianMixture(4, engine="torch", random_state=0, max_iter=5)
+        # One formula (the log-density) keeps the race short.
+        model.fit(X).set_params(engine="keops")
+        print("SCORE", repr(model.score(X)))
+        """
+    )
 )
 
 
+@needs_proc_locks
 def test_four_processes_compiling_into_an_empty_cache_take_turns(tmp_path):
-    """Every first compile holds the lock alone, and every process fits."""
+    """Every first compile holds the lock alone, and every process fits.
+
+    The processes contend: the first one in holds the lock until /proc/locks
+    shows another blocked on it.
+    """
     n_processes = 4
     env = dict(os.environ, KEOPS_CACHE_FOLDER=str(tmp_path / "keops-cache"))
     barrier = tmp_path / "barrier"
@@ -255,17 +311,22 @@ def test_four_processes_compiling_into_an_empty_cache_take_turns(tmp_path):
     for process, (_, stderr) in zip(processes, outputs, strict=True):
         assert process.returncode == 0, stderr[-3000:]
 
-    sections, scores = [], set()
+    sections, scores, waiters = [], set(), []
     for stdout, _ in outputs:
         for line in stdout.splitlines():
             kind, *fields = line.split()
             if kind == "SECTION":
-                sections.append((fields[0], float(fields[1]), float(fields[2])))
+                sections.append(tuple(map(float, fields[1:])))
             elif kind == "SCORE":
                 scores.add(fields[0])
+            elif kind == "WAITER":
+                waiters.append(fields[1])
     assert len(scores) == 1  # the same fit in every process
     assert len(sections) >= n_processes  # each process compiled or loaded
-    # The lock is one per build folder: no two first calls overlap in time.
+    # Another process was blocked while the first held the lock...
+    pids = {str(process.pid) for process in processes}
+    assert waiters and all(waiter in pids for waiter in waiters), waiters
+    # ...and the lock is one per build folder: no two first calls overlap in time.
     sections.sort(key=lambda section: section[1])
     for before, after in itertools.pairwise(sections):
         assert after[1] >= before[2], (before, after)

@@ -114,7 +114,9 @@ def test_three_solvers_stay_at_the_optimum(covariance_type):
 @pytest.mark.parametrize("solver", ["em", "adam", "lbfgs"])
 def test_custom_prior_works_with_every_solver(solver):
     X, _ = gaussian_mixture_sample(n_samples=1500, n_components=3, seed=2)
-    options = {"learning_rate": 0.05, "max_iter": 400} if solver == "adam" else {}
+    # Adam runs the same torch operations with either prior, so its fits agree
+    # at any length; 100 steps are enough to prune.
+    options = {"learning_rate": 0.05, "max_iter": 100} if solver == "adam" else {}
     custom = SparseGaussianMixture(
         10,
         sparsity=4.0,
@@ -173,37 +175,121 @@ def test_removal_moves_only_lower_the_objective():
     assert with_moves.n_iter_ >= without.n_iter_
 
 
-def test_adam_reproduces_the_tutorial_on_the_spiral():
-    """The tutorial's Adam (lr 0.1, 501 iterations, M=30, s=20) reaches F <= -0.38."""
-    X = make_spiral()
-    objectives = []
-    for seed in range(3):
-        model = SparseGaussianMixture(
-            30,
-            sparsity=20.0,
-            solver="adam",
-            learning_rate=0.1,
-            max_iter=501,
-            tol=0.0,
-            **_tutorial_start(30, 2, seed),
-        )
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            model.fit(X)
-        assert model.n_iter_ == 501
-        objectives.append(model.objective_)
-    assert np.median(objectives) <= -0.38
-
-
-def test_adam_with_the_tutorials_settings_works_in_five_dimensions():
-    """The tutorial's 2 x 2 determinant only worked in 2-D; this works in any D."""
+def _tutorial_data(n_features):
+    """The tutorial's spiral (2-D), or a 3-component mixture in the unit cube."""
+    if n_features == 2:
+        return make_spiral()
     X, _ = gaussian_mixture_sample(
-        n_samples=2000, n_components=3, n_features=5, separation=4.0, seed=4
+        n_samples=2000, n_components=3, n_features=n_features, separation=4.0, seed=4
     )
-    X = (X - X.min(0)) / (X.max(0) - X.min(0))  # the unit cube, as the tutorial
-    em = SparseGaussianMixture(30, sparsity=20.0, random_state=0).fit(X)
-    objectives = []
+    return (X - X.min(0)) / (X.max(0) - X.min(0))  # the unit cube, as the tutorial
+
+
+def _reference_objective(X, logits, means, factor, scale):
+    """``F`` in dense float64, straight from its definition.
+
+    ``P_j = A_j A_j^T`` with ``A_j`` the upper triangle of ``factor[j]``:
+    ``log N(x | mu_j, P_j^-1) = log |det A_j| - D/2 log(2 pi)
+    - ||A_j^T (x - mu_j)||^2 / 2``, summed over components by log-sum-exp;
+    no engine, frame or chunk of the package is involved.
+    """
+    upper = torch.triu(factor)
+    whitened = torch.einsum("nmd,mde->nme", X[:, None, :] - means[None], upper)
+    log_det = torch.log(torch.abs(torch.diagonal(upper, dim1=-2, dim2=-1))).sum(-1)
+    log_joint = (
+        torch.log_softmax(logits, dim=0)
+        + log_det
+        - 0.5 * X.shape[1] * np.log(2 * np.pi)
+        - 0.5 * (whitened**2).sum(-1)
+    )
+    weights = torch.softmax(logits, dim=0)
+    return -torch.logsumexp(log_joint, dim=1).mean() + scale * torch.sqrt(weights).sum()
+
+
+def _reference_adam(X, start, sparsity, learning_rate, n_steps):
+    """``F`` after each of ``n_steps`` textbook Adam steps (Kingma & Ba, torch's
+    default betas and eps) on the free parameters, from ``start``."""
+    X = torch.as_tensor(X, dtype=torch.float64)
+    n_components = len(start["weights_init"])
+    # The upper Cholesky factor U of each precision, P = U U^T.
+    factor = np.linalg.cholesky(start["precisions_init"]).transpose(0, 2, 1)
+    parameters = [
+        torch.tensor(np.log(start["weights_init"])),
+        torch.tensor(start["means_init"], dtype=torch.float64),
+        torch.tensor(factor.copy()),
+    ]
+    first = [torch.zeros_like(p) for p in parameters]
+    second = [torch.zeros_like(p) for p in parameters]
+    beta1, beta2, eps = 0.9, 0.999, 1e-8
+    curve = []
+    for step in range(1, n_steps + 1):
+        for p in parameters:
+            p.requires_grad_(True)
+        value = _reference_objective(X, *parameters, sparsity / n_components)
+        gradients = torch.autograd.grad(value, parameters)
+        with torch.no_grad():
+            for p, g, m, v in zip(parameters, gradients, first, second, strict=True):
+                m.mul_(beta1).add_((1 - beta1) * g)
+                v.mul_(beta2).add_((1 - beta2) * g * g)
+                m_hat, v_hat = m / (1 - beta1**step), v / (1 - beta2**step)
+                p.sub_(learning_rate * m_hat / (torch.sqrt(v_hat) + eps))
+            curve.append(
+                float(_reference_objective(X, *parameters, sparsity / n_components))
+            )
+    return np.array(curve), parameters
+
+
+@pytest.mark.parametrize("n_features", [2, 5])
+def test_adam_from_the_tutorials_start_follows_a_float64_reference(n_features):
+    """The tutorial's Adam (lr 0.1, M=30, s=20) on the spiral and in 5-D: each of
+    its first 20 steps is the textbook Adam step on ``F``.
+
+    Twenty steps, before any component is pruned: the trajectory is not yet
+    chaotic, so the reference agrees to rounding on any CPU. The tutorial's
+    2 x 2 determinant only worked in 2-D; the 5-D case checks that this does not.
+    """
+    X = _tutorial_data(n_features)
+    start = _tutorial_start(30, n_features, seed=0)
+    model = SparseGaussianMixture(
+        30,
+        sparsity=20.0,
+        solver="adam",
+        learning_rate=0.1,
+        max_iter=20,
+        tol=0.0,
+        **start,
+    )
+    with pytest.warns(ConvergenceWarning):
+        model.fit(X)
+    assert np.all(model.n_components_curve_ == 30)
+    expected, (logits, means, _) = _reference_adam(X, start, 20.0, 0.1, 20)
+    # The objective falls by several nats in these steps: agreement to 1e-9 is
+    # agreement of the trajectory, not of a plateau.
+    assert expected[-1] < expected[0] - 1.0
+    assert_allclose(model.loss_curve_, expected, rtol=1e-9)
+    assert_allclose(model.means_, means.detach().numpy(), atol=1e-9)
+    assert_allclose(
+        model.weights_, torch.softmax(logits.detach(), 0).numpy(), rtol=1e-9
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("n_features", [2, 5])
+def test_adams_long_run_from_the_tutorials_start_descends_as_mm_em(n_features):
+    """The tutorial's 501 Adam steps descend nearly as far as MM-EM from the
+    same start, and prune.
+
+    Where 501 steps on this non-convex objective end depends on rounding (the
+    CPU's SIMD width moves the end by 0.05 nats on the spiral), so the bounds
+    are loose: from the objective after Adam's first step, the lowest of its
+    last 100 steps recovers 90% of the descent that MM-EM makes from the same
+    start (measured: 100-101% on the spiral,
+    99.99% in 5-D, with ATEN_CPU_CAPABILITY default and avx2), and at most a
+    third of the components survive (measured: 3 to 6 of 30).
+    """
+    X = _tutorial_data(n_features)
     for seed in range(3):
+        start = _tutorial_start(30, n_features, seed)
         adam = SparseGaussianMixture(
             30,
             sparsity=20.0,
@@ -211,11 +297,12 @@ def test_adam_with_the_tutorials_settings_works_in_five_dimensions():
             learning_rate=0.1,
             max_iter=501,
             tol=0.0,
-            **_tutorial_start(30, 5, seed),
+            **start,
         )
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
+        with pytest.warns(ConvergenceWarning):
             adam.fit(X)
-        assert adam.n_components_ == em.n_components_ == 3
-        objectives.append(adam.objective_)
-    assert np.median(objectives) <= em.objective_ + 0.01
+        em = SparseGaussianMixture(30, sparsity=20.0, **start).fit(X)
+        assert adam.n_iter_ == 501
+        descent = adam.loss_curve_[0] - adam.loss_curve_[-100:].min()
+        assert descent >= 0.9 * (adam.loss_curve_[0] - em.objective_), seed
+        assert adam.n_components_ <= 10, seed
