@@ -158,10 +158,12 @@ def _auto_scale(X, sample_weight, n_components):
     A thousandth of the mean variance on the diagonal keeps ``Psi``
     positive definite for constant or collinear features.
     """
+    # Written with operations that Dask arrays share, so that a Dask X is
+    # reduced on its workers; np.asarray then computes the D x D result.
     weight = sample_weight / sample_weight.sum()
     mean = weight @ X
     centred = X - mean
-    covariance = (centred * weight[:, None]).T @ centred
+    covariance = np.asarray((centred * weight[:, None]).T @ centred, np.float64)
     mean_variance = np.trace(covariance) / X.shape[1]
     floor = 1e-3 * mean_variance if mean_variance > 0 else 1.0
     covariance = covariance + floor * np.eye(X.shape[1])
@@ -179,9 +181,9 @@ def resolve_covariance_prior(spec, X, sample_weight, n_components, total_weight=
         covariance over ``n_components^(2/D)``. A float ``v`` is ``Psi = v I``
         and an array is ``Psi`` itself, both with ``nu = D + 2``. None is no
         prior (maximum likelihood).
-    X : numpy.ndarray of shape (n_samples, n_features)
-        The training data (or, for Dask, the initialisation sample).
-    sample_weight : numpy.ndarray of shape (n_samples,)
+    X : numpy.ndarray or dask.array.Array of shape (n_samples, n_features)
+        The training data, or a sample of its rows.
+    sample_weight : numpy.ndarray or dask.array.Array of shape (n_samples,)
     n_components : int
     total_weight : float, optional
         The training data's total sample weight, when ``X`` is only a sample
@@ -199,11 +201,13 @@ def resolve_covariance_prior(spec, X, sample_weight, n_components, total_weight=
     """
     if spec is None:
         return None
-    X = np.asarray(X, dtype=np.float64)
-    sample_weight = np.asarray(sample_weight, dtype=np.float64)
     n_features = X.shape[1]
+    if total_weight is None:
+        total_weight = sample_weight.sum()
     if isinstance(spec, str):
-        scale = _auto_scale(X, sample_weight, n_components)
+        scale = _auto_scale(
+            X.astype(np.float64), sample_weight.astype(np.float64), n_components
+        )
     elif np.ndim(spec) == 0:
         scale = float(spec) * np.eye(n_features)
     else:
@@ -221,7 +225,5 @@ def resolve_covariance_prior(spec, X, sample_weight, n_components, total_weight=
     return CovariancePrior(
         torch.as_tensor(scale, dtype=torch.float64),
         degrees_of_freedom=n_features + 2.0,
-        total_weight=float(
-            sample_weight.sum() if total_weight is None else total_weight
-        ),
+        total_weight=float(total_weight),
     )

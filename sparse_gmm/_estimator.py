@@ -557,17 +557,16 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
             )
         covariance_prior = None
         if self.covariance_prior is not None:
-            if init_X is None:
-                raise ValueError(
-                    "covariance_prior='auto' estimates the data's variances from "
-                    "a sample of rows; with weights_init, means_init and "
-                    "precisions_init all given none is drawn: pass the prior's "
-                    "scale as a number or an array, or covariance_prior=None."
-                )
+            # The initialisation's rows where there are any (all of them in
+            # memory); a Dask fit from explicit starting parameters reduces
+            # the whole array instead.
+            scale_X, scale_weight = (
+                (X, sample_weight) if init_X is None else (init_X, init_weight)
+            )
             covariance_prior = resolve_covariance_prior(
                 self.covariance_prior,
-                init_X,
-                init_weight,
+                scale_X,
+                scale_weight,
                 self.n_components,
                 total_weight=n_samples,
             )

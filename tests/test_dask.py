@@ -131,8 +131,11 @@ def test_fit_matches_the_in_memory_fit_from_the_same_start(
 def test_float32_fit_stays_float32_and_matches_in_memory(synchronous, data):
     X, weights = data
     X, weights = X.astype(np.float32), weights.astype(np.float32)
+    # relax=False: paths that stop an iteration apart would compare a
+    # relaxed objective with a penalised one.
     params = dict(
         sparsity=SPARSITY,
+        relax=False,
         covariance_type="diag",
         **explicit_start(X, N_COMPONENTS, "diag"),
     )
@@ -141,10 +144,15 @@ def test_float32_fit_stays_float32_and_matches_in_memory(synchronous, data):
     on_dask = SparseGaussianMixture(N_COMPONENTS, **params)
     on_dask.fit(_blocks(X), sample_weight=_blocks(weights))
     assert on_dask.means_.dtype == on_dask.covariances_.dtype == np.float32
-    assert on_dask.n_iter_ == in_memory.n_iter_
-    assert_array_equal(on_dask.n_components_curve_, in_memory.n_components_curve_)
-    # Blocks and chunks of other shapes round float32 matmuls differently.
-    assert_allclose(on_dask.loss_curve_, in_memory.loss_curve_, rtol=1e-5)
+    # Blocks and chunks of other shapes round float32 matmuls differently, so
+    # a stopping test that lands within rounding of its threshold can stop
+    # one iteration apart; the paths agree up to there.
+    assert abs(on_dask.n_iter_ - in_memory.n_iter_) <= 1
+    n = min(on_dask.n_iter_, in_memory.n_iter_)
+    assert_array_equal(
+        on_dask.n_components_curve_[:n], in_memory.n_components_curve_[:n]
+    )
+    assert_allclose(on_dask.loss_curve_[:n], in_memory.loss_curve_[:n], rtol=1e-5)
     assert_allclose(on_dask.means_, in_memory.means_, atol=1e-5)
     assert_allclose(on_dask.covariances_, in_memory.covariances_, rtol=1e-4)
 
