@@ -30,7 +30,7 @@ FIT_DEFAULTS = {
     "n_components": 20,
     "sparsity": "auto",
     "covariance_type": "full",
-    "max_iter": 300,
+    "max_iter": 1000,
 }
 
 

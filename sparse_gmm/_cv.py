@@ -431,7 +431,7 @@ class SparseGaussianMixtureCV(DensityMixin, BaseEstimator):
         covariance_prior="auto",
         tol=1e-4,
         reg_covar=1e-6,
-        max_iter=300,
+        max_iter=1000,
         init_params="kmeans",
         prune_threshold=1e-3,
         solver="em",
