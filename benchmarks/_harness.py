@@ -23,11 +23,13 @@ What it holds
   (the arithmetic floor of an EM iteration), :func:`set_threads`.
 * Data for the speed benchmarks: :func:`blobs`, :func:`shared_precision_inits`.
 * Tables: :func:`table`, :func:`pct`, :func:`mean_or_dash`,
-  :func:`median_or_dash`.
+  :func:`median_or_dash`; per-fit records as CSV: :func:`write_records`,
+  :func:`read_records`.
 """
 
 from __future__ import annotations
 
+import csv
 import datetime
 import json
 import os
@@ -516,3 +518,42 @@ def median_or_dash(values, fmt="{:6.0f}"):
     """The median of the values that are not None, or a dash for none."""
     values = [v for v in values if v is not None]
     return fmt.format(np.median(values)) if values else "     -"
+
+
+def write_records(path, records):
+    """Write one CSV row per record (dict), the union of their keys as columns.
+
+    Strings are written as they are; everything else (numbers, booleans,
+    lists, dicts) as JSON, so that :func:`read_records` gets the same values
+    back. A key a record lacks is an empty cell.
+    """
+    columns = list(dict.fromkeys(key for record in records for key in record))
+    with open(path, "w", newline="") as stream:
+        writer = csv.DictWriter(stream, fieldnames=columns)
+        writer.writeheader()
+        for record in records:
+            writer.writerow(
+                {
+                    key: value if isinstance(value, str) else json.dumps(value)
+                    for key, value in record.items()
+                }
+            )
+    print(f"written to {path}", flush=True)
+
+
+def read_records(path):
+    """The records of a :func:`write_records` file (empty cells left out)."""
+    records = []
+    with open(path, newline="") as stream:
+        for row in csv.DictReader(stream):
+            records.append(
+                {key: _cell(value) for key, value in row.items() if value != ""}
+            )
+    return records
+
+
+def _cell(text):
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
