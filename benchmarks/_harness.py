@@ -24,7 +24,7 @@ What it holds
 * Data for the speed benchmarks: :func:`blobs`, :func:`shared_precision_inits`.
 * Tables: :func:`table`, :func:`pct`, :func:`mean_or_dash`,
   :func:`median_or_dash`; per-fit records as CSV: :func:`write_records`,
-  :func:`read_records`.
+  :func:`read_records`, :func:`fit_or_read_records`.
 """
 
 from __future__ import annotations
@@ -550,6 +550,36 @@ def read_records(path):
                 {key: _cell(value) for key, value in row.items() if value != ""}
             )
     return records
+
+
+def fit_or_read_records(fit, from_raw, threads):
+    """Records of fits, made now by ``fit()`` or read from ``from_raw`` files.
+
+    New records are tagged with the commit that made them (``'commit'``), and
+    the fits run with ``threads`` threads in every pool.
+
+    Returns
+    -------
+    records : list of dict
+    origin : str
+        Where the records come from, and the commits that made them.
+    """
+    if from_raw:
+        records = [record for path in from_raw for record in read_records(path)]
+        origin = f"{len(records)} records read from {len(from_raw)} file(s)"
+    else:
+        commit = git_commit()
+        set_threads(threads)
+        started = time.perf_counter()
+        records = fit()
+        for record in records:
+            record["commit"] = commit
+        origin = (
+            f"{len(records)} records fitted with {threads} thread(s) in "
+            f"{time.perf_counter() - started:.0f} s"
+        )
+    commits = sorted({record.get("commit", "?") for record in records})
+    return records, f"{origin}, at commit(s) {', '.join(commits)}"
 
 
 def _cell(text):

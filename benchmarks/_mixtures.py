@@ -13,10 +13,15 @@ of the true mixture, the reference every fit's score is compared with.
 
 The sweep grid (:func:`sweep_keys`) and the fit settings of the sweep
 (:data:`SWEEP_SETTINGS`) are here as well: bench_defaults' sparsity sweep and
-bench_removal_moves fit the same data sets with the same settings.
+bench_removal_moves fit the same data sets with the same settings, and record
+each fit the same way (:func:`fit_record`).
 """
 
 from __future__ import annotations
+
+import math
+import time
+import warnings
 
 import numpy as np
 from scipy.special import logsumexp
@@ -121,3 +126,37 @@ def sweep_keys(quick):
     """The keys of the sweep's data sets: those at N_SMALL, then N_LARGE."""
     grids = SWEEP_GRIDS["quick" if quick else "full"]
     return grid(grids["small"], N_SMALL) + grid(grids["large"], N_LARGE)
+
+
+def fit_record(model, key):
+    """Fit ``model`` to the data set ``key``; a flat record (never raises).
+
+    The record holds the key, the wall time, every warning, and either the
+    error or ``n_found`` (``n_components_``), ``n_iter``, ``converged``,
+    ``gap`` (held-out mean log-likelihood minus the true mixture's) and
+    ``max_increase`` (the largest rise of ``loss_curve_``; it must not rise).
+    """
+    K, D, sep, N, seed = key
+    X, X_test, true_ll = dataset(*key)
+    record = {"K": K, "D": D, "sep": sep, "N": N, "seed": seed}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        start = time.perf_counter()
+        try:
+            model.fit(X)
+        except Exception as error:  # recorded and reported, not fatal
+            record["error"] = f"{type(error).__name__}: {error}"
+        record["time"] = time.perf_counter() - start
+    record["warnings"] = sorted(
+        {f"{w.category.__name__}: {str(w.message)[:100]}" for w in caught}
+    )
+    if "error" not in record:
+        loss = np.asarray(model.loss_curve_, dtype=float)
+        record.update(
+            n_found=int(model.n_components_),
+            n_iter=int(model.n_iter_),
+            converged=bool(model.converged_),
+            gap=float(model.score(X_test) - true_ll),
+            max_increase=float(np.max(np.diff(loss), initial=-math.inf)),
+        )
+    return record

@@ -83,10 +83,9 @@ from collections import Counter
 from pathlib import Path
 
 import _harness
-import numpy as np
 import torch  # noqa: F401  (imported first, so that set_threads sizes its pool)
 from _harness import mean_or_dash, median_or_dash, pct, table
-from _mixtures import N_LARGE, N_SMALL, dataset, grid, sweep_keys
+from _mixtures import N_LARGE, N_SMALL, dataset, fit_record, grid, sweep_keys
 from _mixtures import SWEEP_SETTINGS as BASE
 from sklearn.mixture import GaussianMixture
 
@@ -149,33 +148,13 @@ def stopping_point(loss_curve, n_components_curve, n_start, tol, max_iter):
     return None
 
 
-def fit_record(key, params, read_off=()):
-    """Fit one model; return a flat record (and never raise)."""
-    K, D, sep, N, seed = key
-    X, X_test, true_ll = dataset(*key)
-    record = {"K": K, "D": D, "sep": sep, "N": N, "seed": seed, **params}
-    model = SparseGaussianMixture(**params, random_state=seed, device="cpu")
-    start = time.perf_counter()
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            model.fit(X)
-        except Exception as error:  # recorded and reported, not fatal
-            record["error"] = f"{type(error).__name__}: {error}"
-    record["time"] = time.perf_counter() - start
-    record["warnings"] = sorted(
-        {f"{w.category.__name__}: {str(w.message)[:100]}" for w in caught}
-    )
+def sweep_record(key, params, read_off=()):
+    """Fit one model with ``params``; a flat record (and never raise)."""
+    model = SparseGaussianMixture(**params, random_state=key[4], device="cpu")
+    record = {**fit_record(model, key), **params}
     if "error" in record:
         return record
     loss, counts = model.loss_curve_, model.n_components_curve_
-    record.update(
-        n_found=int(model.n_components_),
-        n_iter=int(model.n_iter_),
-        converged=bool(model.converged_),
-        gap=model.score(X_test) - true_ll,
-        max_increase=float(np.max(np.diff(loss), initial=-math.inf)),
-    )
     own = stopping_point(
         loss, counts, params["n_components"], params["tol"], params["max_iter"]
     )
@@ -249,30 +228,30 @@ def run_stages(config, stages, log):
     if "sweep" in stages:
         for key in small + large:
             for s in sparsities:
-                add("sweep", fit_record(key, {**BASE, "sparsity": s}, tol_read_off))
+                add("sweep", sweep_record(key, {**BASE, "sparsity": s}, tol_read_off))
     if "start" in stages:
         for key in subset:
             for n_start in config["starts"]:
                 for s in config["start_sparsities"]:
                     params = {**BASE, "n_components": n_start, "sparsity": s}
-                    add("start", fit_record(key, params, tol_read_off))
+                    add("start", sweep_record(key, params, tol_read_off))
     if "prune" in stages:
         for key in subset:
             for threshold in config["prune_thresholds"]:
                 for s in config["prune_sparsities"]:
                     params = {**BASE, "prune_threshold": threshold, "sparsity": s}
-                    add("prune", fit_record(key, params, tol_read_off))
+                    add("prune", sweep_record(key, params, tol_read_off))
     if "tol" in stages:
         long_run = {**BASE, "tol": 1e-6, "max_iter": 2000}
         read_off = [(t, 2000) for t in (1e-3, 1e-4, 1e-5)] + [(1e-4, 300)]
         for key in subset:
             for s in config["tol_sparsities"]:
-                add("tol", fit_record(key, {**long_run, "sparsity": s}, read_off))
+                add("tol", sweep_record(key, {**long_run, "sparsity": s}, read_off))
     if "check" in stages:
         for key in subset:
             for s in config["check_sparsities"]:
                 params = {**BASE, "tol": 1e-3, "sparsity": s}
-                add("check", fit_record(key, params))
+                add("check", sweep_record(key, params))
     if "bic" in stages:
         bic_keys = [k for k in small if k[4] == 0] + [
             k for k in large if k[1] in config["bic_large_D"]
@@ -457,15 +436,20 @@ def start_tables(records, sparsities):
     ]
 
 
-def prune_tables(records):
-    prune = ok([r for r in records if r["stage"] == "prune"])
-    if not prune:
-        return []
-    reference = {
+def sweep_fits(records):
+    """The sweep's fits, by ``(K, D, sep, N, seed, sparsity)``."""
+    return {
         (r["K"], r["D"], r["sep"], r["N"], r["seed"], r["sparsity"]): r
         for r in ok(records)
         if r["stage"] == "sweep" and r["n_components"] == BASE["n_components"]
     }
+
+
+def prune_tables(records):
+    prune = ok([r for r in records if r["stage"] == "prune"])
+    if not prune:
+        return []
+    reference = sweep_fits(records)
     rows = []
     for threshold in sorted({r["prune_threshold"] for r in prune}, reverse=True):
         at = [r for r in prune if r["prune_threshold"] == threshold]
@@ -554,11 +538,7 @@ def check_tables(records):
     check = ok([r for r in records if r["stage"] == "check"])
     if not check:
         return []
-    reference = {
-        (r["K"], r["D"], r["sep"], r["N"], r["seed"], r["sparsity"]): r
-        for r in ok(records)
-        if r["stage"] == "sweep" and r["n_components"] == BASE["n_components"]
-    }
+    reference = sweep_fits(records)
     agree = total = 0
     for r in check:
         q = reference.get((r["K"], r["D"], r["sep"], r["N"], r["seed"], r["sparsity"]))
@@ -700,29 +680,12 @@ def main(argv=None):
     )
     print("\n".join(header), flush=True)
 
-    if args.from_raw:
-        records = [r for path in args.from_raw for r in _harness.read_records(path)]
-        origin = (
-            f"{len(records)} records tabulated from {len(args.from_raw)} raw "
-            f"file(s), {sum(r['time'] for r in records):.0f} s of fitting"
-        )
-    else:
-        commit = _harness.git_commit()
-        _harness.set_threads(args.threads)
-        started = time.perf_counter()
-        records = run_stages(config, stages, print)
-        for r in records:
-            r["commit"] = commit
-        origin = (
-            f"{args.threads} thread(s), stages {sorted(stages)}, {len(records)} "
-            f"records in {time.perf_counter() - started:.0f} s"
-        )
-
+    records, origin = _harness.fit_or_read_records(
+        lambda: run_stages(config, stages, print), args.from_raw, args.threads
+    )
     lines = [
         *header,
-        f"{origin}; fits made at commit(s) "
-        f"{', '.join(sorted({r.get('commit', '?') for r in records}))}; one row "
-        f"per fit in {stem}_fits.csv.",
+        f"stages {sorted(stages)}: {origin}; one row per fit in {stem}_fits.csv.",
         "",
         *sweep_tables(records, config["sparsities"]),
         *start_tables(records, config["start_sparsities"]),

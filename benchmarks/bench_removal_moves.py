@@ -50,8 +50,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import time
-import warnings
 from collections import Counter
 from pathlib import Path
 
@@ -59,7 +57,7 @@ import _harness
 import numpy as np
 import torch  # noqa: F401  (imported first, so that set_threads sizes its pool)
 from _harness import mean_or_dash, median_or_dash, pct, table
-from _mixtures import N_LARGE, N_SMALL, dataset, sweep_keys
+from _mixtures import N_LARGE, N_SMALL, fit_record, sweep_keys
 from _mixtures import SWEEP_SETTINGS as BASE
 
 from sparse_gmm import SparseGaussianMixture
@@ -76,38 +74,20 @@ def ok(records):
 
 def fit_one(key, sparsity, moves):
     """Fit one model with the moves on or off; a flat record (never raises)."""
-    K, D, sep, N, seed = key
-    X, X_test, true_ll = dataset(*key)
-    record = {"K": K, "D": D, "sep": sep, "N": N, "seed": seed}
-    record.update(sparsity=sparsity, moves="on" if moves else "off")
     model = SparseGaussianMixture(
         **BASE,
         sparsity=sparsity,
         removal_moves=moves,
-        random_state=seed,
+        random_state=key[4],
         device="cpu",
     )
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        start = time.perf_counter()
-        try:
-            model.fit(X)
-        except Exception as error:  # recorded and reported, not fatal
-            record["error"] = f"{type(error).__name__}: {error}"
-        record["time"] = time.perf_counter() - start
-    record["warnings"] = sorted(
-        {f"{w.category.__name__}: {str(w.message)[:100]}" for w in caught}
-    )
+    record = fit_record(model, key)
+    record.update(sparsity=sparsity, moves="on" if moves else "off")
     if "error" in record:
         return record
     loss = np.asarray(model.loss_curve_, dtype=float)
     record.update(
-        n_found=int(model.n_components_),
-        n_iter=int(model.n_iter_),
-        converged=bool(model.converged_),
         objective=float(model.objective_),
-        gap=float(model.score(X_test) - true_ll),
-        max_increase=float(np.max(np.diff(loss), initial=-math.inf)),
         end_consistent=bool(
             len(loss) == model.n_iter_
             and (len(loss) == 0 or loss[-1] == model.objective_)
@@ -364,26 +344,13 @@ def main(argv=None):
     )
     print("\n".join(header), flush=True)
 
-    if args.from_raw:
-        records = [r for path in args.from_raw for r in _harness.read_records(path)]
-        origin = f"{len(records)} records tabulated from {len(args.from_raw)} file(s)"
-    else:
-        keys = sweep_keys(args.quick)
-        commit = _harness.git_commit()
-        _harness.set_threads(args.threads)
-        started = time.perf_counter()
-        records = run(keys, sparsities, print)
-        for r in records:
-            r["commit"] = commit
-        origin = (
-            f"{args.threads} thread(s), {len(keys)} data sets, {len(records)} fits "
-            f"in {time.perf_counter() - started:.0f} s"
-        )
-
+    keys = sweep_keys(args.quick)
+    records, origin = _harness.fit_or_read_records(
+        lambda: run(keys, sparsities, print), args.from_raw, args.threads
+    )
     lines = [
         *header,
-        f"{origin}; fits made at commit(s) "
-        f"{', '.join(sorted({r.get('commit', '?') for r in records}))}.",
+        f"{len(keys)} data sets: {origin}.",
         f"SparseGaussianMixture(n_components={BASE['n_components']}, "
         f"prune_threshold={BASE['prune_threshold']:g}, tol={BASE['tol']:g}, "
         f"max_iter={BASE['max_iter']}), device='cpu'.",
