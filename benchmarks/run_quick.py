@@ -67,22 +67,38 @@ def provenance_problems(directory):
     return problems
 
 
+def children_cpu_seconds():
+    """User plus system CPU seconds of the waited-for child processes so far."""
+    used = os.times()
+    return used.children_user + used.children_system
+
+
 def run_one(name, out):
-    """Run one benchmark's quick mode; ``(exit status, seconds, files, problems)``."""
+    """Run one benchmark's quick mode.
+
+    Returns
+    -------
+    status : int
+    seconds, cpu_seconds : float
+        Wall-clock and CPU seconds (of the benchmark and its children).
+    files : list of str
+    problems : list of str
+    """
     directory = out / name
     directory.mkdir(parents=True, exist_ok=True)
     command = [sys.executable, str(HERE / f"{name}.py"), "--quick"]
     command += ["--out", str(directory)]
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), children_cpu_seconds()
     with open(out / f"{name}.log", "w") as log:
         status = subprocess.run(
             command, stdout=log, stderr=subprocess.STDOUT, check=False
         ).returncode
     seconds = time.perf_counter() - started
+    cpu_seconds = children_cpu_seconds() - cpu
     files = sorted(path.name for path in directory.iterdir())
     problems = [] if files else ["wrote no file"]
     problems += provenance_problems(directory)
-    return status, seconds, files, problems
+    return status, seconds, cpu_seconds, files, problems
 
 
 def main(argv=None):
@@ -110,27 +126,28 @@ def main(argv=None):
     out.mkdir(parents=True, exist_ok=True)
     load = " / ".join(f"{x:.2f}" for x in os.getloadavg())
     print(f"quick runs of {len(names)} benchmarks into {out} (load {load})")
-    started, cpu = time.perf_counter(), os.times()
+    started = time.perf_counter()
     rows, failed = [], []
     for name in names:
-        status, seconds, files, problems = run_one(name, out)
+        status, seconds, cpu, files, problems = run_one(name, out)
         ok = status == 0 and not problems
-        rows.append((name, "ok" if ok else f"FAIL ({status})", seconds, files))
+        rows.append((name, "ok" if ok else f"FAIL ({status})", seconds, cpu, files))
         print(f"{name:<22} {rows[-1][1]:<9} {seconds:6.1f} s", flush=True)
         if not ok:
             failed.append(name)
             tail = (out / f"{name}.log").read_text().splitlines()[-30:]
             print("\n".join(["  " + line for line in problems + tail]), flush=True)
     wall = time.perf_counter() - started
-    used = os.times()
-    children = used.children_user + used.children_system
-    children -= cpu.children_user + cpu.children_system
+    cpu = sum(row[3] for row in rows)
     load = " / ".join(f"{x:.2f}" for x in os.getloadavg())
-    print(f"\n{'benchmark':<22} {'result':<9} {'seconds':>7}  files")
-    for name, result, seconds, files in rows:
-        print(f"{name:<22} {result:<9} {seconds:7.1f}  {', '.join(files)}")
+    print(f"\n{'benchmark':<22} {'result':<9} {'wall s':>7} {'CPU s':>6}  files")
+    for name, result, seconds, cpu_seconds, files in rows:
+        print(
+            f"{name:<22} {result:<9} {seconds:7.1f} {cpu_seconds:6.1f}  "
+            + ", ".join(files)
+        )
     print(
-        f"total: {wall:.0f} s wall, {children:.0f} CPU-seconds in the benchmarks; "
+        f"total: {wall:.0f} s wall, {cpu:.0f} CPU-seconds in the benchmarks; "
         f"load average {load} at the end; logs and results in {out}"
     )
     if failed:
