@@ -228,12 +228,14 @@ def measure_memory(engine, n_samples, n_components, n_features, dtype, threads):
 
 
 def iteration_span(engine, n, m, quick=False):
+    """``k``: 1 for ``--quick`` and for scikit-learn at ``N M >= 1e8``, else more."""
     if quick or (engine == "sklearn" and n * m >= 1e8):
-        return 1 + (not quick)
+        return 1
     return int(np.clip(round(200_000 / n), 2, 20))
 
 
 def n_repeats(engine, n, m, quick=False):
+    """Repeats of each timed fit: 1 where ``k`` is 1, more for small ``N``."""
     if quick or (engine == "sklearn" and n * m >= 1e8):
         return 1
     return 5 if n <= 10_000 else 3 if n <= 100_000 else 2
