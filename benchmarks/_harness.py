@@ -72,8 +72,9 @@ RESULT_PREFIX = "RESULT "
 def git_commit(directory=BENCHMARKS):
     """``git rev-parse HEAD``, plus ``+dirty`` when tracked files have changed.
 
-    Untracked files do not count: a run that writes new result files leaves
-    the code it ran unchanged.
+    Neither untracked files nor ``benchmarks/results/`` count: they are what
+    runs write, not the code they ran, and a run that follows another in the
+    same checkout must not be marked dirty by its predecessor's results.
 
     Returns
     -------
@@ -89,7 +90,15 @@ def git_commit(directory=BENCHMARKS):
             check=True,
         ).stdout.strip()
         changes = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
+            [
+                "git",
+                "status",
+                "--porcelain",
+                "--untracked-files=no",
+                "--",
+                ":(top)",
+                f":(top,exclude){RESULTS.relative_to(BENCHMARKS.parent).as_posix()}",
+            ],
             cwd=directory,
             capture_output=True,
             text=True,
