@@ -165,6 +165,26 @@ def seconds_per_iteration(X, repeats, span, k0=1):
     return estimates | {"ratio_range": (min(ratios), max(ratios))}, drift
 
 
+def suspect_rows(rows):
+    """Warnings for rows that load on the machine has visibly corrupted.
+
+    No engine runs below the arithmetic floor, and no repeat's ratio can be
+    negative unless a burst of load hit its shorter fit: such a row measures
+    the other jobs, not the code.
+    """
+    return [
+        f"WARNING: N={row['n']:,} D={row['d']}: "
+        + (
+            "sparse_gmm below the arithmetic floor"
+            if row["sparse_gmm"] < row["floor"]
+            else "a repeat's ratio is not positive"
+        )
+        + "; load corrupted this row, rerun it on an idle machine"
+        for row in rows
+        if row["sparse_gmm"] < row["floor"] or min(row["ratio_range"]) <= 0
+    ]
+
+
 def header(threads, rates, note):
     flops, exps = rates
     env = {
@@ -289,6 +309,7 @@ def main(argv=None):
                 f"headline N={row['n']:,} D={row['d']}: sklearn/sparse_gmm = "
                 f"{speedup:.1f}x (target >= {TARGET_SPEEDUP:.0f}x: {verdict})"
             )
+    report += suspect_rows(rows)
     report += _harness.end_lines()
     report += _harness.busy_warning(args.threads)
     print("\n".join(report[len(lines) :]))
