@@ -36,8 +36,9 @@ Usage
 -----
 ``python benchmarks/bench_dask.py`` (several minutes; ``--iterations`` sets
 ``max_iter``, default 6), ``--stream`` to draw the blocks anew every pass,
-``--quick`` for 5,000,000 rows on Dask against 500,000 in memory (about a
-minute). ``--mmap-threshold BYTES`` starts the workers with glibc's
+``--quick`` for 400,000 rows in blocks of 100,000 on Dask against 100,000 in
+memory, 2 iterations (a smoke test, seconds once the workers have started).
+``--mmap-threshold BYTES`` starts the workers with glibc's
 ``MALLOC_MMAP_THRESHOLD_`` set (through distributed's
 ``distributed.nanny.pre-spawn-environ``): distributed starts workers with
 ``MALLOC_TRIM_THRESHOLD_=65536``, which also pins glibc's mmap threshold at
@@ -45,26 +46,24 @@ minute). ``--mmap-threshold BYTES`` starts the workers with glibc's
 pages fault in; measured here, a 2,000,000-row block took 74,000 page faults
 and 35-50% more CPU time than in a process without it, and 33554432 (32 MiB)
 brought both back. Results are printed and written to
-``benchmarks/results/bench_dask.txt`` (``_stream``, ``_mmap`` and ``_quick``
-added to the name for those runs).
+``benchmarks/results/bench_dask.txt`` (``_stream`` and ``_mmap`` added to the
+name for those runs; ``--out DIR`` elsewhere; ``--quick`` writes to a new
+temporary folder unless ``--out`` is given).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import platform
-import threading
 import time
 import warnings
-from pathlib import Path
 
+import _harness
 import numpy as np
 
-RESULTS = Path(__file__).resolve().parent / "results"
 N_FULL, N_MEMORY_FULL = 50_000_000, 5_000_000
-N_QUICK, N_MEMORY_QUICK = 5_000_000, 500_000
-BLOCK_ROWS = 2_000_000
+N_QUICK, N_MEMORY_QUICK = 400_000, 100_000
+BLOCK_ROWS, BLOCK_ROWS_QUICK = 2_000_000, 100_000
 N_FEATURES = 2
 N_COMPONENTS = 10
 # Named, not 'auto': the rule for 'auto' would pick KeOps on the CPU at this
@@ -98,7 +97,7 @@ def true_mixture():
 
 
 def mixture_block(block_index, n_rows):
-    """Rows ``block_index * BLOCK_ROWS ...`` of the data set, drawn from their seed.
+    """Rows of block ``block_index`` of the data set, drawn from its own seed.
 
     Returns
     -------
@@ -122,8 +121,8 @@ def _dask_block(block_info=None):
     return mixture_block(location["chunk-location"][0], location["chunk-shape"][0])
 
 
-def dask_samples(n_samples):
-    """The data set as a lazy Dask array, in blocks of ``BLOCK_ROWS`` rows.
+def dask_samples(n_samples, block_rows):
+    """The data set as a lazy Dask array, in blocks of ``block_rows`` rows.
 
     Returns
     -------
@@ -131,8 +130,8 @@ def dask_samples(n_samples):
     """
     import dask.array as da
 
-    n_full, rest = divmod(n_samples, BLOCK_ROWS)
-    row_chunks = (BLOCK_ROWS,) * n_full + ((rest,) if rest else ())
+    n_full, rest = divmod(n_samples, block_rows)
+    row_chunks = (block_rows,) * n_full + ((rest,) if rest else ())
     return da.map_blocks(
         _dask_block,
         chunks=(row_chunks, (N_FEATURES,)),
@@ -141,54 +140,14 @@ def dask_samples(n_samples):
     )
 
 
-def memory_samples(n_samples):
+def memory_samples(n_samples, block_rows):
     """The first ``n_samples`` rows of the same data set, in memory."""
     blocks, start = [], 0
     while start < n_samples:
-        rows = min(BLOCK_ROWS, n_samples - start)
-        blocks.append(mixture_block(start // BLOCK_ROWS, rows))
+        rows = min(block_rows, n_samples - start)
+        blocks.append(mixture_block(start // block_rows, rows))
         start += rows
     return np.concatenate(blocks)
-
-
-def high_water_mark_mib():
-    """This process's peak RSS so far (``VmHWM``), in MiB."""
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmHWM in /proc/self/status")
-
-
-class RssSampler(threading.Thread):
-    """Polls the RSS of named processes and keeps each one's peak, in MiB.
-
-    Parameters
-    ----------
-    pids : dict of str to int
-    interval : float
-        Seconds between polls.
-    """
-
-    def __init__(self, pids, interval=0.05):
-        super().__init__(daemon=True)
-        import psutil
-
-        self.processes = {name: psutil.Process(pid) for name, pid in pids.items()}
-        self.peak = dict.fromkeys(pids, 0.0)
-        self.interval = interval
-        self._done = threading.Event()
-
-    def run(self):
-        while not self._done.is_set():
-            for name, process in self.processes.items():
-                rss = process.memory_info().rss / MIB
-                self.peak[name] = max(self.peak[name], rss)
-            self._done.wait(self.interval)
-
-    def stop(self):
-        self._done.set()
-        self.join()
 
 
 def _cpu_seconds(process):
@@ -203,7 +162,7 @@ def per_iteration(model):
     return float(np.median(steps)), float(np.min(steps))
 
 
-def run_dask(n_samples, iterations, persist, mmap_threshold):
+def run_dask(n_samples, block_rows, iterations, persist, mmap_threshold):
     """The Dask fit on a fresh LocalCluster; returns what the report prints."""
     import dask
     from distributed import Client, LocalCluster
@@ -251,10 +210,13 @@ def run_dask(n_samples, iterations, persist, mmap_threshold):
             )
         )
         timings["cluster start"] = time.perf_counter() - started
-        sampler = RssSampler(pids)
+        sampler = _harness.RssSampler(
+            {name: _harness.process_rss_reader(pid) for name, pid in pids.items()},
+            interval=0.05,
+        )
         sampler.start()
 
-        X = dask_samples(n_samples)
+        X = dask_samples(n_samples, block_rows)
         if persist:
             tick = time.perf_counter()
             X = X.persist()
@@ -287,18 +249,18 @@ def run_dask(n_samples, iterations, persist, mmap_threshold):
         result["fit cpu"] = {
             name: _cpu_seconds(p) - cpu_before[name] for name, p in processes.items()
         }
-        sampler.stop()
-        hwm = client.run(high_water_mark_mib)
+        sampled_peaks = sampler.stop()
+        hwm = client.run(_harness.peak_rss_mib)
         result["worker hwm"] = [hwm[address] for address in addresses]
         result["model"] = model
-        result["sampled peaks"] = sampler.peak
+        result["sampled peaks"] = sampled_peaks
         result["n blocks"] = X.numblocks[0]
-    result["client hwm"] = high_water_mark_mib()
+    result["client hwm"] = _harness.peak_rss_mib()
     result["timings"] = timings
     return result
 
 
-def run_memory(n_samples, iterations, start, threads):
+def run_memory(n_samples, block_rows, iterations, start, threads):
     """The same fit in memory, in this process (after the cluster is gone).
 
     Returns
@@ -311,7 +273,7 @@ def run_memory(n_samples, iterations, start, threads):
 
     from sparse_gmm import SparseGaussianMixture
 
-    X = memory_samples(n_samples)
+    X = memory_samples(n_samples, block_rows)
     fits = {}
     for count in threads:
         torch.set_num_threads(count)
@@ -328,26 +290,18 @@ def run_memory(n_samples, iterations, start, threads):
 
 def report(args, n_dask, n_memory, dask_result, memory_fits):
     """The results as text lines."""
-    import dask
-    import distributed
-    import torch
-
     model = dask_result["model"]
     median_dask, min_dask = per_iteration(model)
     mode = "persisted on the workers" if args.persist else "drawn anew every pass"
     lines = [
-        "bench_dask: a Dask fit on a 2-worker LocalCluster against the same fit "
-        "in memory",
+        *args.header,
         f"data: Dask array of {n_dask:,} x {N_FEATURES} float32 rows from a "
         f"5-component mixture, {dask_result['n blocks']} blocks of "
-        f"{BLOCK_ROWS:,} rows drawn on the workers ({mode}); in memory: the "
+        f"{args.block_rows:,} rows drawn on the workers ({mode}); in memory: the "
         f"first {n_memory:,} rows",
         f"fit: SparseGaussianMixture({N_COMPONENTS}, max_iter={args.iterations}, "
         f"tol=0), engine {ENGINE}, both from the same start (a Dask fit with "
         "max_iter=0: k-means on a 100,000-row sample)",
-        f"python {platform.python_version()}, torch {torch.__version__}, "
-        f"dask {dask.__version__}, distributed {distributed.__version__}; "
-        f"{os.cpu_count()} cores, load average {args.load:.1f} at start",
         "workers: 2 processes x 1 thread each, started with "
         f"{', '.join(dask_result['worker malloc'])}; in memory: this process with "
         f"{' and '.join(str(count) for count in memory_fits)} torch thread(s)",
@@ -419,28 +373,43 @@ def report(args, n_dask, n_memory, dask_result, memory_fits):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--iterations", type=int, default=6)
-    parser.add_argument("--quick", action="store_true")
+    _harness.add_common_arguments(
+        parser,
+        f"{N_QUICK:,} rows in blocks of {BLOCK_ROWS_QUICK:,} against "
+        f"{N_MEMORY_QUICK:,} in memory, 2 iterations: a smoke test",
+    )
+    parser.add_argument("--iterations", type=int, default=None, help="default 6")
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--persist", dest="persist", action="store_true", default=True)
     mode.add_argument("--stream", dest="persist", action="store_false")
     parser.add_argument("--mmap-threshold", type=int, default=0, metavar="BYTES")
     args = parser.parse_args()
-    args.load = os.getloadavg()[0]
-    n_dask, n_memory = (
-        (N_QUICK, N_MEMORY_QUICK) if args.quick else (N_FULL, N_MEMORY_FULL)
+    if args.iterations is None:
+        args.iterations = 2 if args.quick else 6
+    args.header = _harness.header_lines(
+        "bench_dask: a Dask fit on a 2-worker LocalCluster against the same fit "
+        "in memory",
+        args.note,
     )
-    dask_result = run_dask(n_dask, args.iterations, args.persist, args.mmap_threshold)
-    memory_fits = run_memory(n_memory, args.iterations, dask_result["start"], (1, 2))
+    n_dask, n_memory, args.block_rows = (
+        (N_QUICK, N_MEMORY_QUICK, BLOCK_ROWS_QUICK)
+        if args.quick
+        else (N_FULL, N_MEMORY_FULL, BLOCK_ROWS)
+    )
+    dask_result = run_dask(
+        n_dask, args.block_rows, args.iterations, args.persist, args.mmap_threshold
+    )
+    memory_fits = run_memory(
+        n_memory, args.block_rows, args.iterations, dask_result["start"], (1, 2)
+    )
     lines = report(args, n_dask, n_memory, dask_result, memory_fits)
+    lines += ["", *_harness.end_lines()]
     print("\n".join(lines))
-    suffix = (
-        ("" if args.persist else "_stream")
-        + ("_mmap" if args.mmap_threshold else "")
-        + ("_quick" if args.quick else "")
+    suffix = ("" if args.persist else "_stream") + (
+        "_mmap" if args.mmap_threshold else ""
     )
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"bench_dask{suffix}.txt").write_text("\n".join(lines) + "\n")
+    out = _harness.output_dir(args, "bench_dask")
+    _harness.write_lines(out / f"bench_dask{suffix}.txt", lines)
 
 
 if __name__ == "__main__":

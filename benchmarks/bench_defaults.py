@@ -50,58 +50,54 @@ Stages
     chosen by BIC, on the N=2,000 seed-0 data sets and the N=20,000 ones with
     D=2, for reference.
 
-Everything runs in one process with one thread (torch, BLAS and OpenMP), so
-that times are comparable between fits; ``--quick`` runs a small grid in about
-a minute. The tables go to stdout and to ``--output``
-(``benchmarks/results/bench_defaults.txt`` by default; the quick run only
-prints unless ``--output`` is given).
+The data sets are made by ``_mixtures.py`` (shared with
+``bench_removal_moves.py`` and ``compare.py``). Everything runs in one process
+with one thread (torch, BLAS and OpenMP), so that times are comparable between
+fits; ``--quick`` runs a small grid, a smoke test of seconds whose figures mean
+nothing. Two files are written: ``bench_defaults.txt``, the tables, and
+``bench_defaults_fits.csv``, one row per fit with everything the tables are
+computed from (and the commit that made the fit), in
+``benchmarks/results/`` (``--out DIR`` elsewhere; ``--quick`` writes to a new
+temporary folder unless ``--out`` is given). A run of some stages or
+sparsities only writes ``bench_defaults_partial.txt`` and
+``bench_defaults_partial_fits.csv``.
 
 Run::
 
     python benchmarks/bench_defaults.py [--quick] [--stages sweep,start,...]
 
-Every fit is deterministic given its data set and seed, so runs can be split:
-``--raw FILE`` saves one JSON line per fit and ``--from-raw FILE [FILE ...]``
-tabulates saved runs without fitting. The committed
-``results/bench_defaults.txt`` was tabulated from the full grid without the
-sparsities 6 and 12, plus ``--stages sweep --sparsities 6,12`` (about 10
-minutes of one core in all).
+Every fit is deterministic given its data set and seed, so runs can be split
+and tabulated together without fitting:
+``--from-raw A/bench_defaults_partial_fits.csv B/bench_defaults_partial_fits.csv``
+writes the summary and the merged per-fit file, so a committed summary always
+sits next to the fits it was computed from.
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
-import json
 import math
-import platform
 import time
 import warnings
 from collections import Counter
 from pathlib import Path
 
-import numpy as np
-import sklearn
-import torch
-from scipy.special import logsumexp
-from scipy.stats import multivariate_normal, special_ortho_group
+import _harness
+import torch  # noqa: F401  (imported first, so that set_threads sizes its pool)
+from _harness import mean_or_dash, median_or_dash, pct, table
+from _mixtures import N_LARGE, N_SMALL, dataset, fit_record, grid, sweep_keys
+from _mixtures import SWEEP_SETTINGS as BASE
 from sklearn.mixture import GaussianMixture
-from threadpoolctl import threadpool_limits
 
-import sparse_gmm
 from sparse_gmm import SparseGaussianMixture
 
-SEPARATIONS = {"separated": 5.0, "overlapping": 2.5}
-WEIGHT_FLOOR = 0.05
-N_TEST = 5000
 INCREASE_TOL = 1e-9
 STAGES = ("sweep", "start", "prune", "tol", "check", "bic")
 
 FULL = {
     "sparsities": (0.25, 0.5, 1.0, 2.0, 4.0, 6.0, 8.0, 12.0, 16.0, 32.0),
     "start_sparsities": (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0),
-    "sweep_small": {"K": (1, 2, 3, 5, 8), "D": (2, 5, 8), "seeds": (0, 1)},
-    "sweep_large": {"K": (2, 5, 8), "D": (2, 5), "seeds": (0,)},
+    "quick": False,
     "subset": {"K": (2, 5, 8), "D": (2, 5), "seeds": (0,)},
     "starts": (10, 30),
     "prune_thresholds": (1e-2, 1e-4),
@@ -110,12 +106,12 @@ FULL = {
     "check_sparsities": (8.0,),
     "bic_large_D": (2,),
     "bic_sparsities": (4.0, 8.0, 16.0),
+    "bic_max_components": 12,
 }
 QUICK = {
-    "sparsities": (1.0, 4.0, 16.0),
-    "start_sparsities": (1.0, 4.0, 16.0),
-    "sweep_small": {"K": (1, 3, 5), "D": (2, 5), "seeds": (0,)},
-    "sweep_large": {"K": (3,), "D": (2,), "seeds": (0,)},
+    "sparsities": (4.0, 16.0),
+    "start_sparsities": (4.0, 16.0),
+    "quick": True,
     "subset": {"K": (3,), "D": (2,), "seeds": (0,)},
     "starts": (10, 30),
     "prune_thresholds": (1e-2, 1e-4),
@@ -124,83 +120,8 @@ QUICK = {
     "check_sparsities": (4.0,),
     "bic_large_D": (),
     "bic_sparsities": (4.0, 16.0),
+    "bic_max_components": 4,
 }
-N_SMALL, N_LARGE = 2000, 20000
-BASE = {"n_components": 20, "prune_threshold": 1e-3, "tol": 1e-4, "max_iter": 300}
-
-
-# ------------------------------------------------------------------ data
-
-
-def make_mixture(n_components, n_features, separation, rng):
-    """Weights, means and covariances of a random mixture (see the docstring)."""
-    free = 1.0 - WEIGHT_FLOOR * n_components
-    weights = WEIGHT_FLOOR + free * rng.dirichlet(np.ones(n_components))
-    covariances = []
-    for _ in range(n_components):
-        variances = np.exp(rng.uniform(np.log(0.25), 0.0, n_features))
-        rotation = special_ortho_group.rvs(n_features, random_state=rng)
-        covariances.append((rotation * variances) @ rotation.T)
-    means = [np.zeros(n_features)]
-    while len(means) < n_components:
-        anchor = means[rng.integers(len(means))]
-        direction = rng.normal(size=n_features)
-        direction /= np.linalg.norm(direction)
-        candidate = anchor + direction * separation * rng.uniform(1.0, 1.5)
-        if min(np.linalg.norm(candidate - m) for m in means) >= separation:
-            means.append(candidate)
-    return weights, np.array(means), np.array(covariances)
-
-
-def sample_mixture(mixture, n_samples, rng):
-    weights, means, covariances = mixture
-    counts = rng.multinomial(n_samples, weights)
-    X = np.vstack(
-        [
-            rng.multivariate_normal(mean, cov, count)
-            for mean, cov, count in zip(means, covariances, counts, strict=True)
-        ]
-    )
-    return X[rng.permutation(n_samples)]
-
-
-def true_log_likelihood(mixture, X):
-    weights, means, covariances = mixture
-    log_joint = np.column_stack(
-        [
-            np.log(w) + multivariate_normal(mean, cov).logpdf(X)
-            for w, mean, cov in zip(weights, means, covariances, strict=True)
-        ]
-    )
-    return float(logsumexp(log_joint, axis=1).mean())
-
-
-_DATA_CACHE = {}
-
-
-def dataset(K, D, sep, N, seed):
-    """``(X_train, X_test, true held-out log-likelihood)``, cached."""
-    key = (K, D, sep, N, seed)
-    if key not in _DATA_CACHE:
-        # The mixture depends on (K, D, sep, seed) only, not on N.
-        rng = np.random.default_rng([seed, K, D, int(10 * SEPARATIONS[sep])])
-        mixture = make_mixture(K, D, SEPARATIONS[sep], rng)
-        sample_rng = np.random.default_rng([seed, K, D, int(10 * SEPARATIONS[sep]), N])
-        X = sample_mixture(mixture, N, sample_rng)
-        X_test = sample_mixture(mixture, N_TEST, sample_rng)
-        _DATA_CACHE.clear()  # one data set at a time is enough (loops are ordered)
-        _DATA_CACHE[key] = (X, X_test, true_log_likelihood(mixture, X_test))
-    return _DATA_CACHE[key]
-
-
-def grid(spec, N):
-    return [
-        (K, D, sep, N, seed)
-        for seed in spec["seeds"]
-        for D in spec["D"]
-        for K in spec["K"]
-        for sep in SEPARATIONS
-    ]
 
 
 # ------------------------------------------------------------------ fits
@@ -227,33 +148,13 @@ def stopping_point(loss_curve, n_components_curve, n_start, tol, max_iter):
     return None
 
 
-def fit_record(key, params, read_off=()):
-    """Fit one model; return a flat record (and never raise)."""
-    K, D, sep, N, seed = key
-    X, X_test, true_ll = dataset(*key)
-    record = {"K": K, "D": D, "sep": sep, "N": N, "seed": seed, **params}
-    model = SparseGaussianMixture(**params, random_state=seed, device="cpu")
-    start = time.perf_counter()
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            model.fit(X)
-        except Exception as error:  # recorded and reported, not fatal
-            record["error"] = f"{type(error).__name__}: {error}"
-    record["time"] = time.perf_counter() - start
-    record["warnings"] = sorted(
-        {f"{w.category.__name__}: {str(w.message)[:100]}" for w in caught}
-    )
+def sweep_record(key, params, read_off=()):
+    """Fit one model with ``params``; a flat record (and never raise)."""
+    model = SparseGaussianMixture(**params, random_state=key[4], device="cpu")
+    record = {**fit_record(model, key), **params}
     if "error" in record:
         return record
     loss, counts = model.loss_curve_, model.n_components_curve_
-    record.update(
-        n_found=int(model.n_components_),
-        n_iter=int(model.n_iter_),
-        converged=bool(model.converged_),
-        gap=model.score(X_test) - true_ll,
-        max_increase=float(np.max(np.diff(loss), initial=-math.inf)),
-    )
     own = stopping_point(
         loss, counts, params["n_components"], params["tol"], params["max_iter"]
     )
@@ -292,6 +193,7 @@ def bic_record(key, max_components=12):
         "sep": sep,
         "N": N,
         "seed": seed,
+        "max_components": max_components,
         "n_found": best.n_components,
         "gap": best.score(X_test) - true_ll,
         "time": time.perf_counter() - start,
@@ -318,76 +220,52 @@ def run_stages(config, stages, log):
         )
 
     sparsities = config["sparsities"]
-    small = grid(config["sweep_small"], N_SMALL)
-    large = grid(config["sweep_large"], N_LARGE)
+    sweep = sweep_keys(config["quick"])
+    small = [key for key in sweep if key[3] == N_SMALL]
+    large = [key for key in sweep if key[3] == N_LARGE]
     subset = grid(config["subset"], N_SMALL)
     tol_read_off = ((1e-3, 300),)
     if "sweep" in stages:
         for key in small + large:
             for s in sparsities:
-                add("sweep", fit_record(key, {**BASE, "sparsity": s}, tol_read_off))
+                add("sweep", sweep_record(key, {**BASE, "sparsity": s}, tol_read_off))
     if "start" in stages:
         for key in subset:
             for n_start in config["starts"]:
                 for s in config["start_sparsities"]:
                     params = {**BASE, "n_components": n_start, "sparsity": s}
-                    add("start", fit_record(key, params, tol_read_off))
+                    add("start", sweep_record(key, params, tol_read_off))
     if "prune" in stages:
         for key in subset:
             for threshold in config["prune_thresholds"]:
                 for s in config["prune_sparsities"]:
                     params = {**BASE, "prune_threshold": threshold, "sparsity": s}
-                    add("prune", fit_record(key, params, tol_read_off))
+                    add("prune", sweep_record(key, params, tol_read_off))
     if "tol" in stages:
         long_run = {**BASE, "tol": 1e-6, "max_iter": 2000}
         read_off = [(t, 2000) for t in (1e-3, 1e-4, 1e-5)] + [(1e-4, 300)]
         for key in subset:
             for s in config["tol_sparsities"]:
-                add("tol", fit_record(key, {**long_run, "sparsity": s}, read_off))
+                add("tol", sweep_record(key, {**long_run, "sparsity": s}, read_off))
     if "check" in stages:
         for key in subset:
             for s in config["check_sparsities"]:
                 params = {**BASE, "tol": 1e-3, "sparsity": s}
-                add("check", fit_record(key, params))
+                add("check", sweep_record(key, params))
     if "bic" in stages:
         bic_keys = [k for k in small if k[4] == 0] + [
             k for k in large if k[1] in config["bic_large_D"]
         ]
         for key in bic_keys:
-            add("bic", bic_record(key))
+            add("bic", bic_record(key, config["bic_max_components"]))
     return records
 
 
 # ------------------------------------------------------------------ tables
 
 
-def pct(values):
-    values = list(values)
-    return f"{100 * np.mean(values):5.1f}" if values else "    -"
-
-
-def mean_or_dash(values, fmt="{:7.3f}"):
-    values = [v for v in values if v is not None]
-    return fmt.format(np.mean(values)) if values else "      -"
-
-
-def median_or_dash(values, fmt="{:6.0f}"):
-    values = [v for v in values if v is not None]
-    return fmt.format(np.median(values)) if values else "     -"
-
-
 def ok(records):
     return [r for r in records if "error" not in r]
-
-
-def table(header, rows):
-    widths = [
-        max(len(str(x)) for x in column) for column in zip(header, *rows, strict=True)
-    ]
-    line = "  ".join(f"{{:>{w}}}" for w in widths)
-    out = [line.format(*header), line.format(*("-" * w for w in widths))]
-    out += [line.format(*row) for row in rows]
-    return "\n".join(out)
 
 
 def recovered(r):
@@ -558,15 +436,20 @@ def start_tables(records, sparsities):
     ]
 
 
-def prune_tables(records):
-    prune = ok([r for r in records if r["stage"] == "prune"])
-    if not prune:
-        return []
-    reference = {
+def sweep_fits(records):
+    """The sweep's fits, by ``(K, D, sep, N, seed, sparsity)``."""
+    return {
         (r["K"], r["D"], r["sep"], r["N"], r["seed"], r["sparsity"]): r
         for r in ok(records)
         if r["stage"] == "sweep" and r["n_components"] == BASE["n_components"]
     }
+
+
+def prune_tables(records):
+    prune = ok([r for r in records if r["stage"] == "prune"])
+    if not prune:
+        return []
+    reference = sweep_fits(records)
     rows = []
     for threshold in sorted({r["prune_threshold"] for r in prune}, reverse=True):
         at = [r for r in prune if r["prune_threshold"] == threshold]
@@ -655,11 +538,7 @@ def check_tables(records):
     check = ok([r for r in records if r["stage"] == "check"])
     if not check:
         return []
-    reference = {
-        (r["K"], r["D"], r["sep"], r["N"], r["seed"], r["sparsity"]): r
-        for r in ok(records)
-        if r["stage"] == "sweep" and r["n_components"] == BASE["n_components"]
-    }
+    reference = sweep_fits(records)
     agree = total = 0
     for r in check:
         q = reference.get((r["K"], r["D"], r["sep"], r["N"], r["seed"], r["sparsity"]))
@@ -719,7 +598,8 @@ def bic_table(records, bic, sparsity):
             ]
         )
     return [
-        "\nReference: GaussianMixture with 1..12 components chosen by BIC, "
+        f"\nReference: GaussianMixture with 1..{max(r['max_components'] for r in bic)} "
+        "components chosen by BIC, "
         f"against SparseGaussianMixture(n_components=20, sparsity={sparsity:g}) "
         "on the same data.",
         table(
@@ -768,39 +648,21 @@ def health_lines(records):
     return out
 
 
-def source_digest():
-    root = Path(sparse_gmm.__file__).parent
-    digest = hashlib.sha256()
-    for path in sorted(root.rglob("*.py")):
-        digest.update(path.read_bytes())
-    return digest.hexdigest()[:12]
-
-
-def add_source(records):
-    """Tag new records with the digest of the package source that fitted them."""
-    digest = source_digest()
-    for r in records:
-        r.setdefault("source", digest)
-    return records
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="small grid")
+    _harness.add_common_arguments(parser, "a small grid, a smoke test (seconds)")
     parser.add_argument("--stages", default=",".join(STAGES))
     parser.add_argument(
         "--sparsities",
         default=None,
         help="comma-separated sparsities for the sweep stage (default: the grid's)",
     )
-    parser.add_argument("--output", type=Path, default=None)
-    parser.add_argument("--raw", type=Path, default=None, help="JSON lines per fit")
     parser.add_argument(
         "--from-raw",
         type=Path,
         nargs="+",
         default=None,
-        help="tabulate these --raw files instead of fitting",
+        help="tabulate these bench_defaults_fits.csv files instead of fitting",
     )
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
@@ -811,41 +673,19 @@ def main(argv=None):
     config = dict(QUICK if args.quick else FULL)
     if args.sparsities:
         config["sparsities"] = tuple(float(v) for v in args.sparsities.split(","))
-    output = args.output
-    if output is None and not args.quick:
-        output = Path(__file__).parent / "results" / "bench_defaults.txt"
+    partial = stages != set(STAGES) or args.sparsities is not None
+    stem = "bench_defaults" + ("_partial" if partial and not args.from_raw else "")
+    header = _harness.header_lines(
+        "bench_defaults: " + ("quick grid" if args.quick else "full grid"), args.note
+    )
+    print("\n".join(header), flush=True)
 
-    if args.from_raw:
-        records = [
-            json.loads(line)
-            for path in args.from_raw
-            for line in path.read_text().splitlines()
-            if line.strip()
-        ]
-        origin = (
-            f"{len(records)} records tabulated from {len(args.from_raw)} --raw "
-            f"file(s), {sum(r['time'] for r in records):.0f} s of fitting"
-        )
-    else:
-        torch.set_num_threads(args.threads)
-        started = time.perf_counter()
-        with threadpool_limits(args.threads):
-            records = add_source(run_stages(config, stages, print))
-        origin = (
-            f"{args.threads} thread(s), stages {sorted(stages)}, {len(records)} "
-            f"records in {time.perf_counter() - started:.0f} s"
-        )
-        if args.raw:
-            with args.raw.open("w") as raw:
-                for r in records:
-                    raw.write(json.dumps(r) + "\n")
-
+    records, origin = _harness.fit_or_read_records(
+        lambda: run_stages(config, stages, print), args.from_raw, args.threads
+    )
     lines = [
-        "bench_defaults: " + ("quick grid" if args.quick else "full grid"),
-        f"sparse_gmm {sparse_gmm.__version__} (fitted by source sha256 "
-        f"{', '.join(sorted({r.get('source', '?') for r in records}))}), "
-        f"torch {torch.__version__}, scikit-learn {sklearn.__version__}, "
-        f"numpy {np.__version__}, Python {platform.python_version()}; {origin}.",
+        *header,
+        f"stages {sorted(stages)}: {origin}; one row per fit in {stem}_fits.csv.",
         "",
         *sweep_tables(records, config["sparsities"]),
         *start_tables(records, config["start_sparsities"]),
@@ -854,13 +694,13 @@ def main(argv=None):
         *check_tables(records),
         *bic_tables(records, config["bic_sparsities"]),
         *health_lines(records),
+        "",
+        *_harness.end_lines(),
     ]
-    text = "\n".join(lines) + "\n"
-    print("\n" + text)
-    if output is not None:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(text)
-        print(f"written to {output}")
+    print("\n" + "\n".join(lines[len(header) :]))
+    out = _harness.output_dir(args, "bench_defaults")
+    _harness.write_records(out / f"{stem}_fits.csv", records)
+    _harness.write_lines(out / f"{stem}.txt", lines)
 
 
 if __name__ == "__main__":

@@ -76,16 +76,17 @@ Usage
 -----
 ``python benchmarks/bench_engines.py`` runs the full grid (about 25 minutes on
 the shared two-core machine: 19 of timing, scikit-learn at ``N = 1e6, M = 100``
-alone about 4, then 6 of memory fits); ``--quick`` runs ``N in (1e4, 1e5)``,
-``M = 10``, ``D = 2`` (about a minute). ``--n``, ``--m``, ``--d``, ``--dtypes``
+alone about 4, then 6 of memory fits); ``--quick`` runs ``N in (2e3, 5e3)``,
+``M = 10``, ``D = 2``, float64, one repeat of ``k = 1`` (a smoke test of
+seconds, figures meaningless). ``--n``, ``--m``, ``--d``, ``--dtypes``
 and ``--engines`` select sizes (comma-separated, ``1e5`` accepted),
 ``--memory-n`` the ``N`` of the memory fits (``0`` skips them),
-``--memory-only`` skips the timing. The table is printed and written to
-``benchmarks/results/bench_engines.txt``, the plot to
-``benchmarks/results/bench_engines.png`` and the measurements to
-``benchmarks/results/bench_engines.json`` (``_quick`` for ``--quick``,
-``_custom`` when sizes are selected); ``--from-json PATH`` renders the table
-and plot again from such a file without measuring. The text ends with
+``--memory-only`` skips the timing. The table is written to
+``bench_engines.txt``, the plot to ``bench_engines.png`` and the measurements
+to ``bench_engines.json`` (``_custom`` when sizes are selected), in
+``benchmarks/results/`` (``--out DIR`` elsewhere; ``--quick`` writes to a new
+temporary folder unless ``--out`` is given); ``--from-json PATH`` renders the
+tableand plot again from such a file without measuring. The text ends with
 findings computed from the measurements: the fastest engine per cell and what
 that implies for ``engine='auto'`` on the CPU.
 
@@ -120,17 +121,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
-import subprocess
 import sys
 import time
 import warnings
 from pathlib import Path
 
+import _harness
 import numpy as np
 
-RESULTS = Path(__file__).resolve().parent / "results"
 ENGINES = ("sklearn", "torch", "keops")
 DTYPES = ("float32", "float64")
 FULL_N = (10_000, 100_000, 1_000_000)
@@ -143,42 +142,6 @@ MIB = 2**20
 # --------------------------------------------------------------------------
 # Data, initial values, models (no torch at module level: the sklearn child)
 # --------------------------------------------------------------------------
-
-
-def make_data(n_samples, n_features, dtype, n_blobs=10, seed=0):
-    """Samples from ``n_blobs`` Gaussian blobs, made in float64 and cast.
-
-    Returns
-    -------
-    X : numpy.ndarray of shape (n_samples, n_features), of ``dtype``
-    """
-    rng = np.random.default_rng(seed)
-    centers = rng.uniform(-10.0, 10.0, size=(n_blobs, n_features))
-    scales = rng.uniform(0.5, 2.0, size=n_blobs)
-    labels = rng.integers(0, n_blobs, size=n_samples)
-    X = rng.standard_normal((n_samples, n_features))
-    X *= scales[labels, None]
-    X += centers[labels]
-    return X.astype(dtype, copy=False)
-
-
-def make_inits(X, n_components, seed=1):
-    """Uniform weights, means at random samples, a shared precision (float64).
-
-    The shared covariance is the data's covariance shrunk by
-    ``n_components ** (2 / D)``, the volume each component would cover.
-    """
-    rng = np.random.default_rng(seed)
-    n_samples, n_features = X.shape
-    means = X[rng.choice(n_samples, size=n_components, replace=False)]
-    means = means.astype(np.float64)
-    covariance = np.cov(X.T.astype(np.float64)) / n_components ** (2.0 / n_features)
-    precision = np.linalg.inv(covariance)
-    return {
-        "weights_init": np.full(n_components, 1.0 / n_components),
-        "means_init": means,
-        "precisions_init": np.tile(precision, (n_components, 1, 1)),
-    }
 
 
 def make_model(engine, n_components, max_iter, inits):
@@ -223,31 +186,9 @@ def timed_fit(engine, X, n_components, max_iter, inits):
     return seconds, int(model.n_iter_), model
 
 
-def set_threads(threads):
-    from threadpoolctl import threadpool_limits
-
-    threadpool_limits(threads)
-    if "torch" in sys.modules:
-        sys.modules["torch"].set_num_threads(threads)
-
-
 # --------------------------------------------------------------------------
 # Memory: one fit per fresh child process
 # --------------------------------------------------------------------------
-
-
-def _current_rss_mib():
-    with open("/proc/self/statm") as statm:
-        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / MIB
-
-
-def _peak_rss_mib():
-    """``VmHWM``: starts from zero at ``exec``, so it is the child's own peak."""
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024 / MIB
-    raise RuntimeError("no VmHWM in /proc/self/status")
 
 
 def run_child(engine, n_samples, n_components, n_features, dtype, threads):
@@ -258,65 +199,27 @@ def run_child(engine, n_samples, n_components, n_features, dtype, threads):
         import sparse_gmm  # noqa: F401
     else:
         import sklearn.mixture  # noqa: F401
-    set_threads(threads)
-    X = make_data(n_samples, n_features, dtype)
-    inits = make_inits(X, n_components)
-    base = _current_rss_mib()
-    pre_fit_peak = _peak_rss_mib()
+    _harness.set_threads(threads)
+    X = _harness.blobs(n_samples, n_features, dtype)
+    inits = _harness.shared_precision_inits(X, n_components)
+    base = _harness.current_rss_mib()
+    pre_fit_peak = _harness.peak_rss_mib()
     seconds, n_iter, _ = timed_fit(engine, X, n_components, MEMORY_MAX_ITER, inits)
     result = {
         "base": base,
         "pre_fit_peak": pre_fit_peak,
-        "peak": _peak_rss_mib(),
+        "peak": _harness.peak_rss_mib(),
         "seconds": seconds,
         "n_iter": n_iter,
         "torch_imported": "torch" in sys.modules,
     }
-    print("RESULT " + json.dumps(result), flush=True)
+    _harness.emit_result(result)
 
 
 def measure_memory(engine, n_samples, n_components, n_features, dtype, threads):
-    command = [
-        sys.executable,
-        str(Path(__file__).resolve()),
-        "--child",
-        engine,
-        "--n",
-        str(n_samples),
-        "--m",
-        str(n_components),
-        "--d",
-        str(n_features),
-        "--dtypes",
-        dtype,
-        "--threads",
-        str(threads),
-    ]
-    output = subprocess.run(command, capture_output=True, text=True, check=False)
-    if output.returncode != 0:
-        raise RuntimeError(f"memory child failed:\n{output.stderr[-3000:]}")
-    line = next(x for x in output.stdout.splitlines() if x.startswith("RESULT "))
-    return json.loads(line[len("RESULT ") :])
-
-
-# --------------------------------------------------------------------------
-# Rates and the floor
-# --------------------------------------------------------------------------
-
-
-def machine_rates(dtype_name):
-    """``(flop/s, exp/s)``: a 2048^3 matmul and ``torch.exp`` on 2**23 elements."""
-    import torch
-    from bench_speed import machine_rates as measured_rates
-
-    return measured_rates(getattr(torch, dtype_name))
-
-
-def floor_seconds(n, m, d, rates):
-    from bench_speed import n_moment_features
-
-    flops, exps = rates
-    return 4 * n * m * n_moment_features(d) / flops + 2 * n * m / exps
+    arguments = ["--child", engine, "--n", n_samples, "--m", n_components]
+    arguments += ["--d", n_features, "--dtypes", dtype, "--threads", threads]
+    return _harness.run_child(__file__, arguments)
 
 
 # --------------------------------------------------------------------------
@@ -324,19 +227,21 @@ def floor_seconds(n, m, d, rates):
 # --------------------------------------------------------------------------
 
 
-def iteration_span(engine, n, m):
-    if engine == "sklearn" and n * m >= 1e8:
+def iteration_span(engine, n, m, quick=False):
+    """``k``: 1 for ``--quick`` and for scikit-learn at ``N M >= 1e8``, else more."""
+    if quick or (engine == "sklearn" and n * m >= 1e8):
         return 1
     return int(np.clip(round(200_000 / n), 2, 20))
 
 
-def n_repeats(engine, n, m):
-    if engine == "sklearn" and n * m >= 1e8:
+def n_repeats(engine, n, m, quick=False):
+    """Repeats of each timed fit: 1 where ``k`` is 1, more for small ``N``."""
+    if quick or (engine == "sklearn" and n * m >= 1e8):
         return 1
     return 5 if n <= 10_000 else 3 if n <= 100_000 else 2
 
 
-def time_cell(X, m, engines):
+def time_cell(X, m, engines, quick=False):
     """Seconds per iteration of each engine on ``X``, with ``M = m``.
 
     ``(min t(1 + k) - min t(1)) / k`` over the repeats: on a shared machine the
@@ -350,15 +255,15 @@ def time_cell(X, m, engines):
     notes : list of str (fits that stopped early)
     """
     n = X.shape[0]
-    inits = make_inits(X, m)
+    inits = _harness.shared_precision_inits(X, m)
     short, long = {e: [] for e in engines}, {e: [] for e in engines}
     work, means, notes = {}, {}, []
-    for repeat in range(max(n_repeats(e, n, m) for e in engines)):
+    for repeat in range(max(n_repeats(e, n, m, quick) for e in engines)):
         shift = repeat % len(engines)
         for engine in engines[shift:] + engines[:shift]:
-            if repeat >= n_repeats(engine, n, m):
+            if repeat >= n_repeats(engine, n, m, quick):
                 continue
-            k = iteration_span(engine, n, m)
+            k = iteration_span(engine, n, m, quick)
             t_short, n_short, model = timed_fit(engine, X, m, 1, inits)
             t_long, n_long, _ = timed_fit(engine, X, m, 1 + k, inits)
             short[engine].append(t_short)
@@ -391,8 +296,8 @@ def iterations_done(n_iter, max_iter):
 
 def warm_up(d, dtype, engines):
     """Seconds of a first small fit per engine: KeOps compiles or loads here."""
-    X = make_data(2_000, d, dtype, seed=3)
-    inits = make_inits(X, 10)
+    X = _harness.blobs(2_000, d, dtype, seed=3)
+    inits = _harness.shared_precision_inits(X, 10)
     out = {}
     for engine in engines:
         if engine == "sklearn":
@@ -562,18 +467,26 @@ def auto_rule(cells, memory_rows):
         if r["n"] >= n_min and r["m"] <= m_max and r["d"] <= d_max:
             key = (r["n"], r["m"], r["d"], r["dtype"])
             cost.setdefault(key, {})[r["engine"]] = r["peak"] - r["base"]
-    shares = [c["keops"] / c["torch"] for c in cost.values() if len(c) >= 2]
+    shares = [
+        c["keops"] / c["torch"]
+        for c in cost.values()
+        if {"keops", "torch"} <= c.keys() and c["torch"] > 0
+    ]
     if shares:
         memory = (
             f", with a fit costing {min(shares):.0%}-{max(shares):.0%} of "
             "torch's memory"
         )
+    elsewhere = (
+        f"torch was faster in the other {len(rest)} cells, by up to {max(rest):.1f}x"
+        if rest
+        else "no cell lies outside that range"
+    )
     return (
         f"'keops' for N >= {n_min:,}, M <= {m_max} and D <= {d_max}, else "
         f"'torch': there KeOps took {min(ratios):.1f}x-{max(ratios):.1f}x "
         f"torch's time per iteration ({len(wins)} wins in {len(covered)} "
-        f"cells){memory}; torch was faster in the other {len(rest)} cells, by "
-        f"up to {max(rest):.1f}x"
+        f"cells){memory}; {elsewhere}"
     )
 
 
@@ -633,30 +546,17 @@ def plot(rows, path):
     plt.close(figure)
 
 
-def header(threads, rates, warm):
-    import sklearn
+def header(threads, rates, warm, note):
     import torch
-    from threadpoolctl import threadpool_info
-
-    pools = sorted(
-        {
-            f"{p['internal_api']}={p['num_threads']}"
-            for p in threadpool_info()
-            if p["user_api"] in ("blas", "openmp")
-        }
-    )
-    from importlib.metadata import version
 
     lines = [
-        "bench_engines: seconds per EM iteration and peak memory per engine, CPU, "
-        "covariance_type='full'",
-        f"python {platform.python_version()}, numpy {np.__version__}, "
-        f"scikit-learn {sklearn.__version__}, torch {torch.__version__}, "
-        f"pykeops {version('pykeops')}; {os.cpu_count()} cores "
-        f"({platform.processor() or platform.machine()}), "
-        f"load average {os.getloadavg()[0]:.2f} at start",
+        *_harness.header_lines(
+            "bench_engines: seconds per EM iteration and peak memory per engine, "
+            "CPU, covariance_type='full'",
+            note,
+        ),
         f"threads: torch {torch.get_num_threads()}, numpy/sklearn pools "
-        f"{', '.join(pools)} (requested {threads}); KeOps' OpenMP: all cores",
+        f"{_harness.thread_pools()} (requested {threads}); KeOps' OpenMP: all cores",
     ]
     for dtype, (flops, exps) in rates.items():
         lines.append(
@@ -686,7 +586,9 @@ def parse_list(text, kind):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="N<=1e5, M=10, D=2")
+    _harness.add_common_arguments(
+        parser, "N in 2e3, 5e3, M=10, D=2, float64, one repeat: a smoke test"
+    )
     parser.add_argument("--n", help="comma-separated N (e.g. 1e4,1e5)")
     parser.add_argument("--m", help="comma-separated M")
     parser.add_argument("--d", help="comma-separated D")
@@ -708,7 +610,8 @@ def main(argv=None):
     parser.add_argument("--child", choices=ENGINES, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.from_json:
-        render(json.loads(args.from_json.read_text()), args.from_json.stem)
+        measured = json.loads(args.from_json.read_text())
+        render(measured, args.from_json.parent, args.from_json.stem)
         return
     if args.child:
         run_child(
@@ -718,15 +621,16 @@ def main(argv=None):
 
     import torch  # noqa: F401  (so that set_threads sets its pool too)
 
-    set_threads(args.threads)
+    _harness.set_threads(args.threads)
     custom = any((args.n, args.m, args.d, args.dtypes, args.engines, args.memory_only))
     ns, ms, ds = (
-        ((10_000, 100_000), (10,), (2,)) if args.quick else (FULL_N, FULL_M, FULL_D)
+        ((2_000, 5_000), (10,), (2,)) if args.quick else (FULL_N, FULL_M, FULL_D)
     )
     ns = parse_list(args.n, int) if args.n else ns
     ms = parse_list(args.m, int) if args.m else ms
     ds = parse_list(args.d, int) if args.d else ds
-    dtypes = parse_list(args.dtypes, str) if args.dtypes else DTYPES
+    dtypes = ("float64",) if args.quick else DTYPES
+    dtypes = parse_list(args.dtypes, str) if args.dtypes else dtypes
     engines = parse_list(args.engines, str) if args.engines else ENGINES
     memory_n = max(ns) if args.memory_n is None else int(args.memory_n)
 
@@ -737,11 +641,12 @@ def main(argv=None):
             and n * m > args.sklearn_float32_max_nm
         )
 
-    rates = {dtype: machine_rates(dtype) for dtype in dtypes}
+    size, n_exp = (512, 2**20) if args.quick else (2048, 2**23)
+    rates = {dtype: _harness.machine_rates(dtype, size, n_exp) for dtype in dtypes}
     warm = {(d, dtype): warm_up(d, dtype, engines) for d in ds for dtype in dtypes}
     if args.memory_only:
         ns = ()
-    lines = header(args.threads, rates, warm)
+    lines = header(args.threads, rates, warm, args.note)
     print("\n".join(lines), flush=True)
     print("\n".join(speed_table([])), flush=True)
     rows, notes = [], []
@@ -749,9 +654,11 @@ def main(argv=None):
         for m in ms:
             for d in ds:
                 for dtype in dtypes:
-                    X = make_data(n, d, dtype)
+                    X = _harness.blobs(n, d, dtype)
                     cell = tuple(e for e in ENGINES if runs(e, n, m, dtype))
-                    seconds, spans, means, cell_notes = time_cell(X, m, cell)
+                    seconds, spans, means, cell_notes = time_cell(
+                        X, m, cell, args.quick
+                    )
                     notes += cell_notes
                     if cell_notes:
                         print("\n".join(cell_notes), flush=True)
@@ -769,7 +676,7 @@ def main(argv=None):
                             "seconds": seconds,
                             "spans": spans,
                             "drift": drift,
-                            "floor": floor_seconds(n, m, d, rates[dtype]),
+                            "floor": _harness.floor_seconds(n, m, d, rates[dtype]),
                             "load": os.getloadavg()[0],
                         }
                     )
@@ -817,12 +724,7 @@ def main(argv=None):
         if skipped
         else []
     )
-    RESULTS.mkdir(exist_ok=True)
-    stem = (
-        "bench_engines"
-        + ("_quick" if args.quick else "")
-        + ("_custom" if custom else "")
-    )
+    stem = "bench_engines" + ("_custom" if custom else "")
     measured = {
         "header": lines,
         "budget": budget,
@@ -830,13 +732,15 @@ def main(argv=None):
         "notes": notes,
         "memory_rows": memory_rows,
         "end_load": os.getloadavg()[0],
+        "end": _harness.end_lines(),
     }
-    (RESULTS / f"{stem}.json").write_text(json.dumps(measured, indent=1) + "\n")
-    render(measured, stem)
+    out = _harness.output_dir(args, "bench_engines")
+    _harness.write_lines(out / f"{stem}.json", [json.dumps(measured, indent=1)])
+    render(measured, out, stem)
 
 
-def render(measured, stem):
-    """Print the report and write ``<stem>.txt`` and ``<stem>.png``."""
+def render(measured, out, stem):
+    """Print the report and write ``<stem>.txt`` and ``<stem>.png`` in ``out``."""
     rows, memory_rows = measured["rows"], measured["memory_rows"]
     lines = measured["header"]
     report = [
@@ -856,15 +760,15 @@ def render(measured, stem):
         ]
     report += [
         "",
-        f"load average {measured['end_load']:.2f} at the end",
+        *measured.get("end", [f"load average {measured['end_load']:.2f} at the end"]),
         "",
         *findings(rows, memory_rows),
     ]
     print("\n".join(report[len(lines) :]))
-    (RESULTS / f"{stem}.txt").write_text("\n".join(report) + "\n")
+    _harness.write_lines(out / f"{stem}.txt", report)
     if rows:
-        plot(rows, RESULTS / f"{stem}.png")
-    print(f"\nwritten to {RESULTS / stem}.txt and .png (measurements: .json)")
+        plot(rows, out / f"{stem}.png")
+        print(f"written to {out / stem}.png", flush=True)
 
 
 if __name__ == "__main__":

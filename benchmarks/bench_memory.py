@@ -49,12 +49,13 @@ initialisation of both libraries instead, ``--init both`` runs both;
 depends on it). scikit-learn's fit dominates the run time: about 1.5 minutes
 per fit on an idle two-core machine, several minutes when the machine is shared,
 and its k-means initialisation (``--init kmeans``) adds a k-means fit to both
-libraries. ``--quick`` runs ``N = 200,000`` as a smoke test (under a minute
-when idle). ``--engine keops`` measures sparse_gmm with the KeOps engine (its
+libraries. ``--quick`` runs ``N = 20,000`` as a smoke test (seconds).
+``--engine keops`` measures sparse_gmm with the KeOps engine (its
 formulas compile on first use, or load from ``~/.cache/keops*``; the compile
 runs in g++ child processes, outside the measured process's RSS). The table is
-printed and written to ``benchmarks/results/bench_memory.txt``, with
-``_quick`` for ``--quick``, ``_keops`` for ``--engine keops`` and
+printed and written to ``benchmarks/results/bench_memory.txt`` (``--out DIR``
+elsewhere; ``--quick`` writes to a new temporary folder unless ``--out`` is
+given), with ``_keops`` for ``--engine keops`` and
 ``_nosklearn`` for ``--skip-sklearn`` added to the name (so that
 ``python benchmarks/bench_memory.py --engine keops --skip-sklearn`` writes
 ``bench_memory_keops_nosklearn.txt``).
@@ -63,19 +64,13 @@ printed and written to ``benchmarks/results/bench_memory.txt``, with
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
-import resource
-import subprocess
-import sys
 import time
 import warnings
-from pathlib import Path
 
-RESULTS = Path(__file__).resolve().parent / "results"
+import _harness
+
 N_FULL = 2_000_000
-N_QUICK = 200_000
+N_QUICK = 20_000
 N_COMPONENTS = 100
 N_FEATURES = 2
 N_BLOBS = 10
@@ -101,38 +96,6 @@ def make_data(n_samples, n_features=N_FEATURES, n_blobs=N_BLOBS, seed=0):
     X *= scales[labels]
     X += centers[labels]
     return X
-
-
-def _current_rss_mib():
-    """Current resident set size of this process, from /proc (Linux) or psutil."""
-    try:
-        with open("/proc/self/statm") as statm:
-            pages = int(statm.read().split()[1])
-        return pages * os.sysconf("SC_PAGE_SIZE") / MIB
-    except (OSError, ValueError):
-        import psutil
-
-        return psutil.Process().memory_info().rss / MIB
-
-
-def _peak_rss_mib():
-    """High-water mark of this process's RSS.
-
-    ``VmHWM`` from /proc/self/status where there is one: it belongs to the
-    address space made by ``exec``, so it starts from zero in the child.
-    ``ru_maxrss`` (the fallback) can start at the RSS of the parent at the
-    time of the fork, which is why the parent stays small (it imports neither
-    torch nor scikit-learn).
-    """
-    try:
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024 / MIB
-    except OSError:
-        pass
-    scale = 1 if sys.platform == "darwin" else 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / MIB
 
 
 def run_child(library, n_samples, init_params, threads, engine="torch"):
@@ -164,8 +127,8 @@ def run_child(library, n_samples, init_params, threads, engine="torch"):
             random_state=0,
         )
     X = make_data(n_samples)
-    baseline = _current_rss_mib()
-    pre_fit_peak = _peak_rss_mib()
+    baseline = _harness.current_rss_mib()
+    pre_fit_peak = _harness.peak_rss_mib()
     start = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # ConvergenceWarning after 5 iterations
@@ -179,72 +142,32 @@ def run_child(library, n_samples, init_params, threads, engine="torch"):
         "dtype": str(X.dtype),
         "baseline": baseline,
         "pre_fit_peak": pre_fit_peak,
-        "peak": _peak_rss_mib(),
-        "after": _current_rss_mib(),
+        "peak": _harness.peak_rss_mib(),
+        "after": _harness.current_rss_mib(),
         "seconds": seconds,
         "n_iter": int(model.n_iter_),
         "n_components": int(getattr(model, "n_components_", model.n_components)),
     }
-    print("RESULT " + json.dumps(result), flush=True)
+    _harness.emit_result(result)
 
 
 def measure(library, n_samples, init_params, threads, engine, interval=0.005):
     """Run one fit in a fresh child; return its report plus the sampled peak."""
-    import psutil
-
-    command = [
-        sys.executable,
-        str(Path(__file__).resolve()),
-        "--child",
-        library,
-        "--n-samples",
-        str(n_samples),
-        "--init",
-        init_params,
-        "--threads",
-        str(threads),
-        "--engine",
-        engine,
-    ]
-    child = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
-    process = psutil.Process(child.pid)
-    sampled = 0.0
-    while child.poll() is None:
-        try:
-            sampled = max(sampled, process.memory_info().rss / MIB)
-        except (psutil.NoSuchProcess, psutil.ZombieProcess):
-            break
-        time.sleep(interval)
-    output, _ = child.communicate()
-    if child.returncode != 0:
-        raise RuntimeError(f"{library} child failed with code {child.returncode}")
-    line = next(x for x in output.splitlines() if x.startswith("RESULT "))
-    result = json.loads(line[len("RESULT ") :])
-    result["sampled"] = sampled
-    return result
+    arguments = ["--child", library, "--n-samples", n_samples, "--init", init_params]
+    arguments += ["--threads", threads, "--engine", engine]
+    return _harness.run_child(__file__, arguments, sample_interval=interval)
 
 
-def header(n_samples, threads, engine):
-    # Versions from the metadata: the parent imports neither torch nor
-    # scikit-learn, so that its own RSS stays small (see _peak_rss_mib).
-    from importlib.metadata import version
-
-    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    env = {
-        name: os.environ.get(name, "(unset)")
-        for name in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OMP_NUM_THREADS")
-    }
+def header(n_samples, threads, engine, note):
     return [
-        "bench_memory: peak resident memory of one fit, each in a fresh process",
+        *_harness.header_lines(
+            "bench_memory: peak resident memory of one fit, each in a fresh process",
+            note,
+        ),
         f"data: N={n_samples:,} D={N_FEATURES} float32, {N_BLOBS} blobs (seed 0); "
         f"n_components={N_COMPONENTS}, max_iter={MAX_ITER}, random_state=0",
-        f"python {platform.python_version()}, numpy {version('numpy')}, "
-        f"scikit-learn {version('scikit-learn')}, torch {version('torch')}; "
-        f"{os.cpu_count()} cores, {memory:.1f} GiB RAM, "
-        f"load average {os.getloadavg()[0]:.1f} at start",
         f"threads: {threads} (torch.set_num_threads and threadpoolctl, in each child)",
         f"sparse_gmm engine: {engine!r}, device='cpu'",
-        "env: " + ", ".join(f"{k}={v}" for k, v in env.items()),
         "MiB = 2**20 bytes; peak = child's VmHWM after the fit; "
         "baseline = child's RSS after imports and data;",
         "sampled = parent's psutil sampling every 5 ms (cross-check)",
@@ -305,7 +228,7 @@ def summary(results, n_samples):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help=f"N={N_QUICK:,}")
+    _harness.add_common_arguments(parser, f"N={N_QUICK:,}, a smoke test")
     parser.add_argument(
         "--init",
         choices=("random_from_data", "kmeans", "both"),
@@ -329,7 +252,7 @@ def main(argv=None):
         return
     n_samples = N_QUICK if args.quick else N_FULL
     inits = ("random_from_data", "kmeans") if args.init == "both" else (args.init,)
-    lines = header(n_samples, args.threads, args.engine)
+    lines = header(n_samples, args.threads, args.engine, args.note)
     for line in lines:
         print(line, flush=True)
     results = []
@@ -339,14 +262,12 @@ def main(argv=None):
             print(f"... {library}, init={init}", flush=True)
             results.append(measure(library, n_samples, init, args.threads, args.engine))
     report = [*lines, "", *table(results), "", *summary(results, n_samples)]
+    report += _harness.end_lines()
     print()
     print("\n".join(report[len(lines) + 1 :]))
-    RESULTS.mkdir(exist_ok=True)
-    name = "bench_memory" + ("_quick" if args.quick else "")
-    name += "" if args.engine == "torch" else f"_{args.engine}"
+    name = "bench_memory" + ("" if args.engine == "torch" else f"_{args.engine}")
     name += "_nosklearn.txt" if args.skip_sklearn else ".txt"
-    (RESULTS / name).write_text("\n".join(report) + "\n")
-    print(f"\nwritten to {RESULTS / name}")
+    _harness.write_lines(_harness.output_dir(args, "bench_memory") / name, report)
 
 
 if __name__ == "__main__":

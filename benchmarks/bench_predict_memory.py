@@ -30,26 +30,22 @@ sets up its thread pool and kernels: start-up, not per-call memory), then:
 * ``peak``: ``VmHWM`` after the call where the reset worked, otherwise the
   sampled maximum (which can miss short spikes; the table says which).
 
-Sizes are in MiB (2**20 bytes). ``--quick`` runs N=1,000,000 as a smoke test.
-The table is printed and written to ``benchmarks/results/bench_predict_memory.txt``
-(``bench_predict_memory_quick.txt`` for ``--quick``).
+Sizes are in MiB (2**20 bytes). ``--quick`` runs N=100,000, each method
+once (float32, float64, float32), as a smoke test. The table is printed and
+written to ``benchmarks/results/bench_predict_memory.txt`` (``--out DIR``
+elsewhere; ``--quick`` writes to a new temporary folder unless ``--out`` is
+given).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
-import subprocess
-import sys
-import threading
 import time
-from pathlib import Path
 
-RESULTS = Path(__file__).resolve().parent / "results"
+import _harness
+
 N_FULL = 10_000_000
-N_QUICK = 1_000_000
+N_QUICK = 100_000
 N_COMPONENTS = 20
 N_FEATURES = 2
 N_FIT = 20_000
@@ -82,45 +78,6 @@ def make_data(n_samples, dtype, seed=0, chunk=1_000_000):
     return X
 
 
-def _current_rss_mib():
-    with open("/proc/self/statm") as statm:
-        pages = int(statm.read().split()[1])
-    return pages * os.sysconf("SC_PAGE_SIZE") / MIB
-
-
-def _high_water_mib():
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024 / MIB
-    raise OSError("no VmHWM in /proc/self/status")
-
-
-def _reset_high_water():
-    """Reset VmHWM to the current RSS; False where the kernel does not allow it."""
-    try:
-        with open("/proc/self/clear_refs", "w") as clear_refs:
-            clear_refs.write("5")
-    except OSError:
-        return False
-    return _high_water_mib() <= _current_rss_mib() + 1.0
-
-
-class _Sampler(threading.Thread):
-    """Samples this process's RSS every ``interval`` seconds until stopped."""
-
-    def __init__(self, interval=0.002):
-        super().__init__(daemon=True)
-        self.interval = interval
-        self.peak = 0.0
-        self.done = threading.Event()
-
-    def run(self):
-        while not self.done.is_set():
-            self.peak = max(self.peak, _current_rss_mib())
-            time.sleep(self.interval)
-
-
 def run_child(method, dtype, n_samples, threads):
     """Body of a child process: fit, make rows, measure one call, print JSON."""
     import warnings
@@ -142,17 +99,15 @@ def run_child(method, dtype, n_samples, threads):
     call = getattr(model, method)
     call(X[:1000])
 
-    before = _current_rss_mib()
-    reset = _reset_high_water()
-    sampler = _Sampler()
+    before = _harness.current_rss_mib()
+    reset = _harness.reset_peak_rss()
+    sampler = _harness.RssSampler({"self": _harness.current_rss_mib}, interval=0.002)
     sampler.start()
     start = time.perf_counter()
     output = call(X)
     seconds = time.perf_counter() - start
-    sampler.done.set()
-    sampler.join()
-    sampled = max(sampler.peak, _current_rss_mib())
-    peak = max(_high_water_mib(), sampled) if reset else sampled
+    sampled = max(sampler.stop()["self"], _harness.current_rss_mib())
+    peak = max(_harness.peak_rss_mib(), sampled) if reset else sampled
     output_mib = np.asarray(output).nbytes / MIB
     result = {
         "method": method,
@@ -169,46 +124,25 @@ def run_child(method, dtype, n_samples, threads):
         "extra": peak - before - output_mib,
         "seconds": seconds,
     }
-    print("RESULT " + json.dumps(result), flush=True)
+    _harness.emit_result(result)
 
 
 def measure(method, dtype, n_samples, threads):
     """Run one call in a fresh child process; return its report."""
-    command = [
-        sys.executable,
-        str(Path(__file__).resolve()),
-        "--child",
-        method,
-        "--dtype",
-        dtype,
-        "--n-samples",
-        str(n_samples),
-        "--threads",
-        str(threads),
-    ]
-    completed = subprocess.run(command, capture_output=True, text=True, check=False)
-    if completed.returncode != 0:
-        raise RuntimeError(
-            f"{method}/{dtype} child failed ({completed.returncode}):\n"
-            f"{completed.stderr[-2000:]}"
-        )
-    line = next(x for x in completed.stdout.splitlines() if x.startswith("RESULT "))
-    return json.loads(line[len("RESULT ") :])
+    arguments = ["--child", method, "--dtype", dtype, "--n-samples", n_samples]
+    return _harness.run_child(__file__, [*arguments, "--threads", threads])
 
 
-def header(n_samples, threads):
-    from importlib.metadata import version
-
-    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+def header(n_samples, threads, note):
     return [
-        "bench_predict_memory: working memory of one prediction call, each in a "
-        "fresh process",
+        *_harness.header_lines(
+            "bench_predict_memory: working memory of one prediction call, each in "
+            "a fresh process",
+            note,
+        ),
         f"rows: N={n_samples:,} D={N_FEATURES}, 20 blobs; model: M={N_COMPONENTS} "
         f"components (sparsity=0, fitted on {N_FIT:,} rows), engine='torch', "
-        "device='cpu'",
-        f"python {platform.python_version()}, numpy {version('numpy')}, "
-        f"torch {version('torch')}; {os.cpu_count()} cores, {memory:.1f} GiB RAM, "
-        f"load average {os.getloadavg()[0]:.1f} at start; threads: {threads}",
+        f"device='cpu'; threads: {threads}",
         "MiB = 2**20 bytes; before = RSS before the call (imports, model, input); "
         "peak = the call's RSS high-water mark;",
         "extra = peak - before - output: what the call needs beyond its input "
@@ -240,7 +174,9 @@ def table(results):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help=f"N={N_QUICK:,}")
+    _harness.add_common_arguments(
+        parser, f"N={N_QUICK:,}, each method once (one dtype each), a smoke test"
+    )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--child", choices=METHODS)
     parser.add_argument("--dtype", choices=DTYPES)
@@ -250,19 +186,22 @@ def main(argv=None):
         run_child(args.child, args.dtype, args.n_samples, args.threads)
         return
     n_samples = N_QUICK if args.quick else N_FULL
-    lines = header(n_samples, args.threads)
+    lines = header(n_samples, args.threads, args.note)
     print("\n".join(lines), flush=True)
+    if args.quick:
+        cases = [
+            (dtype, method) for method, dtype in zip(METHODS, DTYPES * 2, strict=False)
+        ]
+    else:
+        cases = [(dtype, method) for dtype in DTYPES for method in METHODS]
     results = []
-    for dtype in DTYPES:
-        for method in METHODS:
-            print(f"... {method}, {dtype}", flush=True)
-            results.append(measure(method, dtype, n_samples, args.threads))
-    report = [*lines, "", *table(results)]
+    for dtype, method in cases:
+        print(f"... {method}, {dtype}", flush=True)
+        results.append(measure(method, dtype, n_samples, args.threads))
+    report = [*lines, "", *table(results), *_harness.end_lines()]
     print("\n".join(report[len(lines) :]))
-    RESULTS.mkdir(exist_ok=True)
-    name = "bench_predict_memory" + ("_quick" if args.quick else "") + ".txt"
-    (RESULTS / name).write_text("\n".join(report) + "\n")
-    print(f"\nwritten to {RESULTS / name}")
+    out = _harness.output_dir(args, "bench_predict_memory")
+    _harness.write_lines(out / "bench_predict_memory.txt", report)
 
 
 if __name__ == "__main__":

@@ -2,16 +2,14 @@
 
 What is measured
 ----------------
-``MMEMSolver`` (the ``'em'`` solver of ``SparseGaussianMixture``) has
-``removal_moves=True`` by default: after convergence it removes the lightest
-component, runs MM-EM again, and keeps the removal if the objective ``F`` ends
-lower, repeating until a removal fails. The estimator does not expose the
-switch, so this script flips the solver's keyword default
-(``MMEMSolver.__init__.__kwdefaults__["removal_moves"]``) between fits, in one
-process, and checks through ``make_solver`` that the estimator picks it up.
+``SparseGaussianMixture(removal_moves=True)`` (MM-EM only; off by default)
+runs, after convergence, a removal move: remove the lightest component, run
+MM-EM again, and keep the removal if the objective ``F`` ends lower,
+repeating until a removal fails. This script fits the same data sets with
+``removal_moves=False`` and ``True``, in one process.
 
 The data sets are those of the ``sweep`` stage of ``bench_defaults.py``
-(imported from it, so they are the same arrays): mixtures of ``K`` in
+(``_mixtures.sweep_keys``, so they are the same arrays): mixtures of ``K`` in
 {1, 2, 3, 5, 8} components in ``D`` in {2, 5, 8} dimensions, separated and
 overlapping, with N=2,000 (two seeds), and K in {2, 5, 8}, D in {2, 5} with
 N=20,000 (one seed); 72 data sets. Each is fitted with
@@ -35,9 +33,13 @@ fits whose ``objective_`` or ``n_components_`` disagree with the last entry of
 ``loss_curve_`` or ``n_components_curve_``.
 
 Everything runs with one thread (torch, BLAS and OpenMP), as in
-``bench_defaults.py``. ``--quick`` fits bench_defaults' quick grid (14 data
-sets) in well under a minute and only prints unless ``--output`` is given; the
-full run writes ``benchmarks/results/bench_removal_moves.txt``.
+``bench_defaults.py``. Two files are written: ``bench_removal_moves.txt``
+(the tables) and ``bench_removal_moves_fits.csv`` (one row per fit, with its
+commit: everything the tables are computed from), in
+``benchmarks/results/`` (``--out DIR`` elsewhere). ``--quick`` fits the
+quick sweep grid (6 data sets) at sparsity 8 only, a smoke test of seconds,
+and writes to a new temporary folder unless ``--out`` is given;
+``--from-raw FILE [FILE ...]`` tabulates such CSV files without fitting.
 
 Run::
 
@@ -47,99 +49,45 @@ Run::
 from __future__ import annotations
 
 import argparse
-import contextlib
-import json
 import math
-import platform
-import sys
-import time
-import warnings
 from collections import Counter
 from pathlib import Path
 
+import _harness
 import numpy as np
-import sklearn
-import torch
-from threadpoolctl import threadpool_limits
+import torch  # noqa: F401  (imported first, so that set_threads sizes its pool)
+from _harness import mean_or_dash, median_or_dash, pct, table
+from _mixtures import N_LARGE, N_SMALL, fit_record, sweep_keys
+from _mixtures import SWEEP_SETTINGS as BASE
 
-import sparse_gmm
 from sparse_gmm import SparseGaussianMixture
-from sparse_gmm.solvers import _em, make_solver
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_defaults import (
-    BASE,
-    FULL,
-    N_LARGE,
-    N_SMALL,
-    QUICK,
-    dataset,
-    grid,
-    mean_or_dash,
-    median_or_dash,
-    ok,
-    pct,
-    source_digest,
-    table,
-)
 
 SPARSITIES = (4.0, 8.0, 16.0)
+QUICK_SPARSITIES = (8.0,)
 INCREASE_TOL = 1e-9
 MODES = ("off", "on")
 
 
-@contextlib.contextmanager
-def removal_moves(enabled):
-    """Set ``MMEMSolver``'s default ``removal_moves`` for the fits inside."""
-    defaults = _em.MMEMSolver.__init__.__kwdefaults__
-    previous = defaults["removal_moves"]
-    defaults["removal_moves"] = enabled
-    try:
-        solver = make_solver(
-            "em",
-            max_iter=1,
-            tol=1.0,
-            reg_covar=1e-6,
-            prune_threshold=1e-3,
-            learning_rate=None,
-        )
-        if solver.removal_moves is not enabled:
-            raise RuntimeError("the estimator's solver ignores the switch")
-        yield
-    finally:
-        defaults["removal_moves"] = previous
+def ok(records):
+    return [r for r in records if "error" not in r]
 
 
 def fit_one(key, sparsity, moves):
     """Fit one model with the moves on or off; a flat record (never raises)."""
-    K, D, sep, N, seed = key
-    X, X_test, true_ll = dataset(*key)
-    record = {"K": K, "D": D, "sep": sep, "N": N, "seed": seed}
-    record.update(sparsity=sparsity, moves="on" if moves else "off")
     model = SparseGaussianMixture(
-        **BASE, sparsity=sparsity, random_state=seed, device="cpu"
+        **BASE,
+        sparsity=sparsity,
+        removal_moves=moves,
+        random_state=key[4],
+        device="cpu",
     )
-    with removal_moves(moves), warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        start = time.perf_counter()
-        try:
-            model.fit(X)
-        except Exception as error:  # recorded and reported, not fatal
-            record["error"] = f"{type(error).__name__}: {error}"
-        record["time"] = time.perf_counter() - start
-    record["warnings"] = sorted(
-        {f"{w.category.__name__}: {str(w.message)[:100]}" for w in caught}
-    )
+    record = fit_record(model, key)
+    record.update(sparsity=sparsity, moves="on" if moves else "off")
     if "error" in record:
         return record
     loss = np.asarray(model.loss_curve_, dtype=float)
     record.update(
-        n_found=int(model.n_components_),
-        n_iter=int(model.n_iter_),
-        converged=bool(model.converged_),
         objective=float(model.objective_),
-        gap=float(model.score(X_test) - true_ll),
-        max_increase=float(np.max(np.diff(loss), initial=-math.inf)),
         end_consistent=bool(
             len(loss) == model.n_iter_
             and (len(loss) == 0 or loss[-1] == model.objective_)
@@ -369,63 +317,40 @@ def health_lines(records):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="small grid")
+    _harness.add_common_arguments(
+        parser, "the quick sweep grid at sparsity 8, a smoke test (seconds)"
+    )
     parser.add_argument(
         "--sparsities",
-        default=",".join(f"{s:g}" for s in SPARSITIES),
-        help="comma-separated sparsities (default: 4,8,16)",
+        default=None,
+        help="comma-separated sparsities (default: 4,8,16; 8 with --quick)",
     )
-    parser.add_argument("--output", type=Path, default=None)
-    parser.add_argument("--raw", type=Path, default=None, help="JSON lines per fit")
     parser.add_argument(
         "--from-raw",
         type=Path,
         nargs="+",
         default=None,
-        help="tabulate these --raw files instead of fitting",
+        help="tabulate these bench_removal_moves_fits.csv files instead of fitting",
     )
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
-    sparsities = tuple(float(v) for v in args.sparsities.split(","))
-    config = QUICK if args.quick else FULL
-    output = args.output
-    if output is None and not args.quick and not args.from_raw:
-        output = Path(__file__).parent / "results" / "bench_removal_moves.txt"
-
-    if args.from_raw:
-        records = [
-            json.loads(line)
-            for path in args.from_raw
-            for line in path.read_text().splitlines()
-            if line.strip()
-        ]
-        origin = f"{len(records)} records tabulated from --raw"
+    if args.sparsities:
+        sparsities = tuple(float(v) for v in args.sparsities.split(","))
     else:
-        keys = grid(config["sweep_small"], N_SMALL) + grid(
-            config["sweep_large"], N_LARGE
-        )
-        torch.set_num_threads(args.threads)
-        started = time.perf_counter()
-        with threadpool_limits(args.threads):
-            records = run(keys, sparsities, print)
-        digest = source_digest()
-        for r in records:
-            r["source"] = digest
-        origin = (
-            f"{args.threads} thread(s), {len(keys)} data sets, {len(records)} fits "
-            f"in {time.perf_counter() - started:.0f} s"
-        )
-        if args.raw:
-            with args.raw.open("w") as raw:
-                for r in records:
-                    raw.write(json.dumps(r) + "\n")
-
-    lines = [
+        sparsities = QUICK_SPARSITIES if args.quick else SPARSITIES
+    header = _harness.header_lines(
         "bench_removal_moves: " + ("quick grid" if args.quick else "full grid"),
-        f"sparse_gmm {sparse_gmm.__version__} (fitted by source sha256 "
-        f"{', '.join(sorted({r.get('source', '?') for r in records}))}), "
-        f"torch {torch.__version__}, scikit-learn {sklearn.__version__}, "
-        f"numpy {np.__version__}, Python {platform.python_version()}; {origin}.",
+        args.note,
+    )
+    print("\n".join(header), flush=True)
+
+    keys = sweep_keys(args.quick)
+    records, origin = _harness.fit_or_read_records(
+        lambda: run(keys, sparsities, print), args.from_raw, args.threads
+    )
+    lines = [
+        *header,
+        f"{len(keys)} data sets: {origin}.",
         f"SparseGaussianMixture(n_components={BASE['n_components']}, "
         f"prune_threshold={BASE['prune_threshold']:g}, tol={BASE['tol']:g}, "
         f"max_iter={BASE['max_iter']}), device='cpu'.",
@@ -434,13 +359,13 @@ def main(argv=None):
         *k_table(records, sparsities),
         *paired_table(records, sparsities),
         *health_lines(records),
+        "",
+        *_harness.end_lines(),
     ]
-    text = "\n".join(lines) + "\n"
-    print("\n" + text)
-    if output is not None:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(text)
-        print(f"written to {output}")
+    print("\n" + "\n".join(lines[len(header) :]))
+    out = _harness.output_dir(args, "bench_removal_moves")
+    _harness.write_records(out / "bench_removal_moves_fits.csv", records)
+    _harness.write_lines(out / "bench_removal_moves.txt", lines)
 
 
 if __name__ == "__main__":

@@ -71,32 +71,30 @@ Usage
 -----
 ``python benchmarks/bench_solvers.py`` runs seeds 0 to 4 (about five minutes
 on one thread) and writes ``benchmarks/results/bench_solvers.txt`` and
-``bench_solvers.png``; ``--quick`` runs seeds 0 and 1 and writes
-``bench_solvers_quick.txt`` and ``.png``.
+``bench_solvers.png`` (``--out DIR`` elsewhere); ``--quick`` runs seed 0
+once on 1,000 points of the spiral with Adam and L-BFGS cut to a tenth of
+their iterations, a smoke test whose figures mean nothing,
+and writes to a new temporary folder unless ``--out`` is given.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import time
 import warnings
-from pathlib import Path
 
+import _harness
 import numpy as np
-import sklearn
 import torch
 from sklearn.exceptions import ConvergenceWarning
-from threadpoolctl import threadpool_limits
 
 from sparse_gmm import SparseGaussianMixture
 from sparse_gmm.datasets import make_spiral
 
-RESULTS = Path(__file__).resolve().parent / "results"
 N_COMPONENTS = 30
 SPARSITY = 20.0
 TARGET_SPEEDUP = 5.0
+N_QUICK = 1_000
 
 METHODS = (
     "adam (tutorial)",
@@ -122,14 +120,15 @@ def tutorial_init(seed, n_components=N_COMPONENTS, n_features=2):
     }
 
 
-def make_estimator(method, seed):
+def make_estimator(method, seed, quick=False):
+    """The estimator of one method; ``quick`` cuts the gradient solvers short."""
     common = {"n_components": N_COMPONENTS, "sparsity": SPARSITY}
     if method == ADAM:
         return SparseGaussianMixture(
             **common,
             solver="adam",
             learning_rate=0.1,
-            max_iter=501,
+            max_iter=51 if quick else 501,
             tol=0,
             **tutorial_init(seed),
         )
@@ -142,15 +141,24 @@ def make_estimator(method, seed):
     if method == EM_TUTORIAL:
         return SparseGaussianMixture(**common, solver="em", **tutorial_init(seed))
     if method == LBFGS:
-        return SparseGaussianMixture(**common, solver="lbfgs", **tutorial_init(seed))
+        return SparseGaussianMixture(
+            **common,
+            solver="lbfgs",
+            max_iter=30 if quick else 300,
+            **tutorial_init(seed),
+        )
     return SparseGaussianMixture(
-        **common, solver="lbfgs", tol=0, max_iter=1000, **tutorial_init(seed)
+        **common,
+        solver="lbfgs",
+        tol=0,
+        max_iter=60 if quick else 1000,
+        **tutorial_init(seed),
     )
 
 
-def timed_fit(method, seed, X):
+def timed_fit(method, seed, X, quick=False):
     """Fit one method; return its row (with curves) and the warnings raised."""
-    estimator = make_estimator(method, seed)
+    estimator = make_estimator(method, seed, quick)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         start = time.perf_counter()
@@ -238,14 +246,14 @@ def warm_up():
     )
 
 
-def header(threads, seeds, n_samples, repeats):
+def header(threads, seeds, n_samples, repeats, note):
     return [
-        "bench_solvers: MM-EM vs the KeOps tutorial's Adam (and L-BFGS)",
+        *_harness.header_lines(
+            "bench_solvers: MM-EM vs the KeOps tutorial's Adam (and L-BFGS)", note
+        ),
         f"data: make_spiral(), N={n_samples:,}, float64; M={N_COMPONENTS}, "
-        f"sparsity={SPARSITY:g}; seeds {', '.join(map(str, seeds))}",
-        f"torch {torch.__version__}, scikit-learn {sklearn.__version__}, "
-        f"python {platform.python_version()}, threads {threads}, "
-        f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at the start",
+        f"sparsity={SPARSITY:g}; seeds {', '.join(map(str, seeds))}; "
+        f"threads {threads}",
         "F = objective_; time = wall time of fit() in seconds (median of "
         f"{repeats} for {', '.join(REPEATED)}); solver = last time_curve_ entry; "
         "iter = n_iter_; conv = converged_",
@@ -374,16 +382,21 @@ def plot(rows, path, seed):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="seeds 0 and 1 only")
+    _harness.add_common_arguments(
+        parser,
+        f"seed 0, one repeat, {N_QUICK:,} points, short gradient fits: a smoke test",
+    )
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=None, help="default 3")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    threadpool_limits(args.threads)
-    seeds = (0, 1) if args.quick else (0, 1, 2, 3, 4)
+    _harness.set_threads(args.threads)
+    seeds = (0,) if args.quick else (0, 1, 2, 3, 4)
+    if args.repeats is None:
+        args.repeats = 1 if args.quick else 3
 
-    X = make_spiral()
-    lines = header(args.threads, seeds, len(X), args.repeats)
+    X = make_spiral(N_QUICK) if args.quick else make_spiral()
+    lines = header(args.threads, seeds, len(X), args.repeats, args.note)
     print("\n".join(lines), flush=True)
     problems = [f"warm-up (torch warns once per process): {m}" for m in warm_up()]
     print(table_header(), flush=True)
@@ -396,7 +409,7 @@ def main(argv=None):
             for method in order:
                 if repeat > 0 and method not in REPEATED:
                     continue
-                row, messages = timed_fit(method, seed, X)
+                row, messages = timed_fit(method, seed, X, args.quick)
                 problems += [f"seed {seed}, {method}: {m}" for m in messages]
                 if not row["finite"]:
                     problems.append(f"seed {seed}, {method}: non-finite objective")
@@ -414,18 +427,17 @@ def main(argv=None):
     table += [format_row(row["seed"], row, conv(row)) for row in rows]
     table += median_rows(rows)
     report = [*lines, "", *table, "", *headline(rows, seeds)]
-    report.append(f"load average {os.getloadavg()[0]:.1f} at the end")
+    report += _harness.end_lines()
     report.append("warnings and problems:" if problems else "warnings: none")
     report += [f"  {problem}" for problem in sorted(set(problems))]
     # The table was printed row by row above.
     print("\n".join(report[len(lines) + len(table) + 1 :]))
 
-    RESULTS.mkdir(exist_ok=True)
-    stem = "bench_solvers" + ("_quick" if args.quick else "")
-    stem += "" if args.threads == 1 else f"_threads{args.threads}"
-    (RESULTS / f"{stem}.txt").write_text("\n".join(report) + "\n")
-    plot(rows, RESULTS / f"{stem}.png", seeds[0])
-    print(f"\nwritten to {RESULTS / stem}.txt and .png")
+    out = _harness.output_dir(args, "bench_solvers")
+    stem = "bench_solvers" + ("" if args.threads == 1 else f"_threads{args.threads}")
+    _harness.write_lines(out / f"{stem}.txt", report)
+    plot(rows, out / f"{stem}.png", seeds[0])
+    print(f"written to {out / stem}.png")
 
 
 if __name__ == "__main__":

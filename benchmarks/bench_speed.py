@@ -27,8 +27,12 @@ time per iteration is ``(t(k1) - t(k0)) / (k1 - k0)`` with ``k0 = 1``, which
 cancels everything but the iterations; ``k1 - k0`` is 2 from
 ``N = 100,000`` on and up to 20 for small ``N``, so that the difference is
 not lost in the noise of a whole fit. The fits of the two libraries are
-interleaved (their order alternates between repeats) and the median over the
-repeats is reported, with ``sklearn / sparse_gmm`` per row.
+interleaved (their order alternates between repeats), and each library's
+``(min t(k1) - min t(k0)) / (k1 - k0)`` over the repeats is reported, with
+``sklearn / sparse_gmm`` per row: on a shared machine load only ever adds
+time, so the minima are the steadiest figures (a median of two repeats, used
+before, could even go negative when a burst of load hit a short fit). The
+``(range)`` column gives the lowest and highest per-repeat ratio.
 
 The arithmetic floor of one iteration is printed next to it: the two matmuls
 of the moment formulation (``phi(x) @ theta`` in the E-step and
@@ -46,10 +50,14 @@ Usage
 -----
 ``python benchmarks/bench_speed.py`` runs the headline (three repeats) and
 the sweep (two repeats; about five minutes on a two-core machine);
-``--quick`` runs two small sizes (under a minute). The table is printed and
-written to ``benchmarks/results/bench_speed.txt``, the plot to
-``benchmarks/results/bench_speed.png``; ``--quick`` adds ``_quick`` to these
-names and ``--threads T`` other than 2 adds ``_threadsT``.
+``--quick`` runs two tiny sizes with one repeat and ``k = 2``, a check that
+the script works (seconds; its figures mean nothing). The table is printed
+and written to ``bench_speed.txt``, the plot to ``bench_speed.png``, in
+``benchmarks/results/`` (``--out DIR`` elsewhere; ``--quick`` writes to a new
+temporary folder unless ``--out`` is given); ``--threads T`` other than 2 adds
+``_threadsT`` to the names. Every result file starts with the git commit, the
+command, the machine, its load average and the library versions
+(``_harness.header_lines``); ``--note`` adds a remark such as "machine shared".
 
 On a shared machine, multi-threaded timings suffer most: when other processes
 keep the cores busy, each parallel call (many small ones in scikit-learn's
@@ -62,52 +70,19 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
-import statistics
 import time
 import warnings
-from pathlib import Path
 
+import _harness
 import numpy as np
-import sklearn
 import torch
 from sklearn.mixture import GaussianMixture
-from threadpoolctl import threadpool_info, threadpool_limits
 
 from sparse_gmm import SparseGaussianMixture
 
-RESULTS = Path(__file__).resolve().parent / "results"
 N_COMPONENTS = 100
 HEADLINE = (200_000, 4)
 TARGET_SPEEDUP = 10.0
-
-
-def make_data(n_samples, n_features, n_blobs=10, seed=0):
-    """Float64 samples from ``n_blobs`` Gaussian blobs with random scales."""
-    rng = np.random.default_rng(seed)
-    centers = rng.uniform(-10.0, 10.0, size=(n_blobs, n_features))
-    scales = rng.uniform(0.5, 2.0, size=n_blobs)
-    labels = rng.integers(0, n_blobs, size=n_samples)
-    X = rng.standard_normal((n_samples, n_features))
-    return X * scales[labels, None] + centers[labels]
-
-
-def make_inits(X, n_components, seed=1):
-    """Uniform weights, means at random samples, a shared precision.
-
-    The shared covariance is the data's covariance shrunk by
-    ``n_components ** (2 / D)``, the volume each component would cover.
-    """
-    rng = np.random.default_rng(seed)
-    n_samples, n_features = X.shape
-    means = X[rng.choice(n_samples, size=n_components, replace=False)]
-    covariance = np.cov(X.T) / n_components ** (2.0 / n_features)
-    precision = np.linalg.inv(covariance)
-    return {
-        "weights_init": np.full(n_components, 1.0 / n_components),
-        "means_init": means,
-        "precisions_init": np.tile(precision, (n_components, 1, 1)),
-    }
 
 
 def make_model(library, max_iter, inits):
@@ -149,15 +124,21 @@ def timed_fit(library, X, max_iter, inits):
     return seconds, model
 
 
-def iteration_span(n_samples):
-    """``k1 - k0``: more iterations for small ``N``, where one takes milliseconds."""
+def iteration_span(n_samples, quick=False):
+    """``k1 - k0``: more iterations for small ``N``, where one takes milliseconds.
+
+    2 for ``--quick``, whose figures only show that the code runs.
+    """
+    if quick:
+        return 2
     return int(np.clip(round(200_000 / n_samples), 2, 20))
 
 
-def seconds_per_iteration(X, repeats, k0=1):
-    """Median over repeats of ``(t(k1) - t(k0)) / (k1 - k0)``, per library."""
-    k1 = k0 + iteration_span(X.shape[0])
-    inits = make_inits(X, N_COMPONENTS)
+def seconds_per_iteration(X, repeats, span, k0=1):
+    """``(min t(k1) - min t(k0)) / (k1 - k0)`` over the repeats, per library."""
+    k1 = k0 + span
+    inits = _harness.shared_precision_inits(X, N_COMPONENTS)
+    times = {"sparse_gmm": ([], []), "sklearn": ([], [])}
     per_iteration = {"sparse_gmm": [], "sklearn": []}
     models = {}
     for repeat in range(repeats):
@@ -165,100 +146,69 @@ def seconds_per_iteration(X, repeats, k0=1):
         for library in order if repeat % 2 == 0 else order[::-1]:
             short, _ = timed_fit(library, X, k0, inits)
             long, models[library] = timed_fit(library, X, k1, inits)
+            times[library][0].append(short)
+            times[library][1].append(long)
             per_iteration[library].append((long - short) / (k1 - k0))
     drift = float(
         np.max(np.abs(models["sparse_gmm"].means_ - models["sklearn"].means_))
     )
-    medians = {k: statistics.median(v) for k, v in per_iteration.items()}
+    estimates = {
+        library: (min(longs) - min(shorts)) / (k1 - k0)
+        for library, (shorts, longs) in times.items()
+    }
     ratios = [
         slow / fast
         for slow, fast in zip(
             per_iteration["sklearn"], per_iteration["sparse_gmm"], strict=True
         )
     ]
-    return medians | {"ratio_range": (min(ratios), max(ratios))}, drift
+    return estimates | {"ratio_range": (min(ratios), max(ratios))}, drift
 
 
-def n_moment_features(n_features):
-    return 1 + n_features + n_features * (n_features + 1) // 2
+def suspect_rows(rows):
+    """Warnings for rows that load on the machine has visibly corrupted.
 
-
-def best_of(function, repeats=3):
-    function()  # warm-up
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        best = min(best, time.perf_counter() - start)
-    return best
-
-
-def machine_rates(dtype=torch.float64):
-    """Matmul flop/s (2048^3) and torch.exp elements/s (2**23) in ``dtype``."""
-    size = 2048
-    a = torch.randn(size, size, dtype=dtype)
-    b = torch.randn(size, size, dtype=dtype)
-    out = torch.empty_like(a)
-    flops = 2 * size**3 / best_of(lambda: torch.mm(a, b, out=out))
-    x = torch.randn(2**23, dtype=dtype)
-    y = torch.empty_like(x)
-    exps = x.numel() / best_of(lambda: torch.exp(x, out=y))
-    return flops, exps
-
-
-def floor_seconds(n_samples, n_features, flops, exps):
-    arithmetic = 4 * n_samples * N_COMPONENTS * n_moment_features(n_features)
-    return arithmetic / flops + 2 * n_samples * N_COMPONENTS / exps
-
-
-def busy_warning(threads):
-    """A warning line when other processes compete for the cores, else none.
-
-    With more runnable threads than cores, every multi-threaded call (BLAS,
-    OpenMP) can wait a whole scheduler time slice for a descheduled worker;
-    libraries that make many small parallel calls then slow down by factors,
-    so such timings measure the scheduler more than the code.
+    No engine runs below the arithmetic floor, and no repeat's ratio can be
+    negative unless a burst of load hit its shorter fit: such a row measures
+    the other jobs, not the code.
     """
-    load, cores = os.getloadavg()[0], os.cpu_count() or 1
-    if threads > 1 and load > cores - threads + 1:
-        return [
-            f"WARNING: load average {load:.1f} on {cores} cores: with {threads} "
-            "threads per pool, parallel calls wait for descheduled workers; "
-            "compare with --threads 1 or use an idle machine"
-        ]
-    return []
+    return [
+        f"WARNING: N={row['n']:,} D={row['d']}: "
+        + (
+            "sparse_gmm below the arithmetic floor"
+            if row["sparse_gmm"] < row["floor"]
+            else "a repeat's ratio is not positive"
+        )
+        + "; load corrupted this row, rerun it on an idle machine"
+        for row in rows
+        if row["sparse_gmm"] < row["floor"] or min(row["ratio_range"]) <= 0
+    ]
 
 
-def header(threads, flops, exps):
-    pools = sorted(
-        {
-            f"{p['internal_api']}={p['num_threads']}"
-            for p in threadpool_info()
-            if p["user_api"] in ("blas", "openmp")
-        }
-    )
+def header(threads, rates, note):
+    flops, exps = rates
     env = {
         name: os.environ.get(name, "(unset)")
         for name in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OMP_NUM_THREADS")
     }
     return [
-        "bench_speed: seconds per EM iteration, covariance_type='full', "
-        f"M={N_COMPONENTS}, float64",
-        f"python {platform.python_version()}, numpy {np.__version__}, "
-        f"scikit-learn {sklearn.__version__}, torch {torch.__version__}; "
-        f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at start",
+        *_harness.header_lines(
+            "bench_speed: seconds per EM iteration, covariance_type='full', "
+            f"M={N_COMPONENTS}, float64",
+            note,
+        ),
         f"threads: torch {torch.get_num_threads()}, numpy/sklearn pools "
-        f"{', '.join(pools)} (requested {threads})",
+        f"{_harness.thread_pools()} (requested {threads})",
         "env: " + ", ".join(f"{k}={v}" for k, v in env.items()),
         f"measured rates: float64 matmul {flops / 1e9:.1f} GFLOP/s, "
         f"torch.exp {exps / 1e6:.0f} M/s",
         "floor = 4 N M F / matmul rate + 2 N M / exp rate, "
         "F = 1 + D + D(D+1)/2 moment features",
-        "s/iter = (t(max_iter=1+k) - t(max_iter=1)) / k, median of the repeats, "
+        "s/iter = (min t(max_iter=1+k) - min t(max_iter=1)) / k over the repeats, "
         "k = clip(200,000 / N, 2, 20);",
         "(range) = lowest and highest ratio over the repeats; "
         "|dmu| = max |means sparse_gmm - means sklearn|",
-        *busy_warning(threads),
+        *_harness.busy_warning(threads),
     ]
 
 
@@ -271,8 +221,8 @@ def table(rows):
     lines = [columns, "-" * len(columns)]
     for row in rows:
         lines.append(
-            f"{row['n']:>8,} {row['d']:>2} {n_moment_features(row['d']):>3} "
-            f"{iteration_span(row['n']):>2} "
+            f"{row['n']:>8,} {row['d']:>2} {_harness.n_moment_features(row['d']):>3} "
+            f"{row['k']:>2} "
             f"{row['sklearn']:>12.4f} {row['sparse_gmm']:>11.4f} "
             f"{row['sklearn'] / row['sparse_gmm']:>13.1f}x "
             f"{'({:.1f}-{:.1f})'.format(*row['ratio_range']):>13} "
@@ -321,30 +271,32 @@ def plot(rows, path):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="small sweep")
+    _harness.add_common_arguments(parser, "two tiny sizes, one repeat (seconds)")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    threadpool_limits(args.threads)
+    _harness.set_threads(args.threads)
     if args.quick:
-        grid, repeats, headline_repeats = [(10_000, 2), (20_000, 4)], 2, 2
+        grid, repeats, headline_repeats = [(1_000, 2), (2_000, 4)], 1, 1
+        rates = _harness.machine_rates("float64", size=512, n_exp=2**20)
     else:
         grid = [(n, d) for d in (2, 4, 8) for n in (10_000, 100_000, 200_000)]
         repeats, headline_repeats = 2, 3
-    flops, exps = machine_rates()
-    lines = header(args.threads, flops, exps)
+        rates = _harness.machine_rates("float64")
+    lines = header(args.threads, rates, args.note)
     print("\n".join(lines), flush=True)
     print("\n".join(table([])), flush=True)
     rows = []
     # The headline first (more repeats), then the rest of the sweep.
     for n, d in sorted(grid, key=lambda nd: nd != HEADLINE):
-        X = make_data(n, d)
-        medians, drift = seconds_per_iteration(
-            X, headline_repeats if (n, d) == HEADLINE else repeats
+        X = _harness.blobs(n, d)
+        span = iteration_span(n, args.quick)
+        estimates, drift = seconds_per_iteration(
+            X, headline_repeats if (n, d) == HEADLINE else repeats, span
         )
+        floor = _harness.floor_seconds(n, N_COMPONENTS, d, rates)
         rows.append(
-            {"n": n, "d": d, "drift": drift, "floor": floor_seconds(n, d, flops, exps)}
-            | medians
+            {"n": n, "d": d, "k": span, "drift": drift, "floor": floor} | estimates
         )
         print(table(rows[-1:])[-1], flush=True)
     rows.sort(key=lambda row: (row["d"], row["n"]))
@@ -357,15 +309,15 @@ def main(argv=None):
                 f"headline N={row['n']:,} D={row['d']}: sklearn/sparse_gmm = "
                 f"{speedup:.1f}x (target >= {TARGET_SPEEDUP:.0f}x: {verdict})"
             )
-    report.append(f"load average {os.getloadavg()[0]:.1f} at the end")
-    report.extend(busy_warning(args.threads))
+    report += suspect_rows(rows)
+    report += _harness.end_lines()
+    report += _harness.busy_warning(args.threads)
     print("\n".join(report[len(lines) :]))
-    RESULTS.mkdir(exist_ok=True)
-    stem = "bench_speed" + ("_quick" if args.quick else "")
-    stem += "" if args.threads == 2 else f"_threads{args.threads}"
-    (RESULTS / f"{stem}.txt").write_text("\n".join(report) + "\n")
-    plot(rows, RESULTS / f"{stem}.png")
-    print(f"\nwritten to {RESULTS / stem}.txt and .png")
+    out = _harness.output_dir(args, "bench_speed")
+    stem = "bench_speed" + ("" if args.threads == 2 else f"_threads{args.threads}")
+    _harness.write_lines(out / f"{stem}.txt", report)
+    plot(rows, out / f"{stem}.png")
+    print(f"written to {out / stem}.png")
 
 
 if __name__ == "__main__":

@@ -16,9 +16,10 @@ On mixtures of known size and on data sets that scikit-learn ships:
     ``sklearn.mixture.BayesianGaussianMixture(20)``, ``max_iter=500``; its
     components are never removed, so those above 1% weight are counted.
 
-The mixtures are those of ``bench_defaults.py`` (weights from a Dirichlet(1)
-with a floor of 0.05, random full covariances, means ``sep`` apart in units of
-the largest standard deviation: 5 "separated", 2.5 "overlapping"), with
+The mixtures are those of ``bench_defaults.py`` (made by ``_mixtures.py``:
+weights from a Dirichlet(1) with a floor of 0.05, random full covariances,
+means ``sep`` apart in units of the largest standard deviation: 5
+"separated", 2.5 "overlapping"), with
 ``K`` in {3, 6} components in ``D`` in {2, 5, 8} dimensions, two seeds, 2,000
 training samples (and, with one seed and ``D`` in {2, 5}, 20,000), 5,000
 held-out ones; the held-out mean log-likelihood is
@@ -30,37 +31,34 @@ Every method runs in this process with one thread (torch, BLAS, OpenMP), so
 the times compare work, not parallelism. Run::
 
     python benchmarks/compare.py            # about 12 minutes on 2 cores
-    python benchmarks/compare.py --quick    # two mixtures, for a smoke test
+    python benchmarks/compare.py --quick    # one mixture and iris, seconds
 
-Output: a table on stdout and in ``benchmarks/results/compare.txt``, and the
-figure ``benchmarks/results/compare_path.png``: the path of active components
-and the held-out log-likelihood against the sparsity, for one mixture.
+Output: a table on stdout and in ``compare.txt``, and the figure
+``compare_path.png``: the path of active components and the held-out
+log-likelihood against the sparsity, for four mixtures (the one mixture of
+``--quick``), in ``benchmarks/results/`` (``--out DIR`` elsewhere;
+``--quick`` writes to a new temporary folder unless ``--out`` is given).
 """
 
 from __future__ import annotations
 
 import argparse
 import itertools
-import platform
 import time
 import warnings
-from pathlib import Path
 
+import _harness
 import numpy as np
-import sklearn
-import torch
-from bench_defaults import dataset
+import torch  # noqa: F401  (imported first, so that set_threads sizes its pool)
+from _mixtures import dataset
 from sklearn.datasets import load_breast_cancer, load_iris, load_wine
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.mixture import BayesianGaussianMixture, GaussianMixture
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
-from threadpoolctl import threadpool_limits
 
-import sparse_gmm
 from sparse_gmm import SparseGaussianMixture, SparseGaussianMixtureCV
 
-RESULTS = Path(__file__).resolve().parent / "results"
 METHODS = ("SGM-CV", "SGM", "GM-BIC", "BGM")
 MAX_COMPONENTS = 20
 BGM_WEIGHT_FLOOR = 0.01
@@ -90,7 +88,7 @@ def fit_method(name, X, seed):
 def mixture_cases(quick):
     """``(K, D, sep, N, seed)`` of each mixture."""
     if quick:
-        return [(3, 2, "separated", 2000, 0), (6, 5, "overlapping", 2000, 0)]
+        return [(3, 2, "overlapping", 2000, 0)]
     small = itertools.product(
         (3, 6), (2, 5, 8), ("separated", "overlapping"), (2000,), (0, 1)
     )
@@ -100,12 +98,13 @@ def mixture_cases(quick):
     return [*small, *large]
 
 
-def sklearn_cases():
-    for name, loader in (
+def sklearn_cases(quick):
+    loaders = (
         ("iris", load_iris),
         ("wine", load_wine),
         ("breast_cancer", load_breast_cancer),
-    ):
+    )
+    for name, loader in loaders[:1] if quick else loaders:
         X, y = loader(return_X_y=True)
         train, test = train_test_split(X, test_size=0.3, random_state=0, stratify=y)
         scaler = StandardScaler().fit(train)
@@ -129,7 +128,7 @@ def run(quick):
                 cv_models[row["data"]] = model
         rows.append(row)
         print(format_row(row), flush=True)
-    for data, X, X_test, n_classes in sklearn_cases():
+    for data, X, X_test, n_classes in sklearn_cases(quick):
         row = {"data": f"{data} ({n_classes} cl.)", "K": None, "sep": "sklearn"}
         for name in METHODS:
             started = time.perf_counter()
@@ -202,7 +201,7 @@ def plot(cv_models, path):
     import matplotlib.pyplot as plt
 
     figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
-    for data in FIGURE_DATA:
+    for data in [d for d in FIGURE_DATA if d in cv_models] or list(cv_models):
         model = cv_models[data]
         results = model.cv_results_
         ratio = model.sparsities_ / MAX_COMPONENTS
@@ -247,34 +246,34 @@ def figure_only():
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
+    _harness.add_common_arguments(parser, "one mixture and iris, a smoke test")
     parser.add_argument(
         "--figure-only", action="store_true", help="redraw compare_path.png only"
     )
     args = parser.parse_args(argv)
-    torch.set_num_threads(1)
+    _harness.set_threads(1)
     warnings.simplefilter("ignore", ConvergenceWarning)
+    out = _harness.output_dir(args, "compare")
     if args.figure_only:
-        with threadpool_limits(1):
-            plot(figure_only(), RESULTS / "compare_path.png")
+        plot(figure_only(), out / "compare_path.png")
         return
     header = [
-        "compare: components found (n), held-out mean log-likelihood (gap to the "
-        "true mixture; raw for the scikit-learn data sets) and wall time",
-        f"python {platform.python_version()}, sparse_gmm {sparse_gmm.__version__}, "
-        f"scikit-learn {sklearn.__version__}, torch {torch.__version__}, 1 thread",
+        *_harness.header_lines(
+            "compare: components found (n), held-out mean log-likelihood (gap to "
+            "the true mixture; raw for the scikit-learn data sets) and wall time, "
+            "1 thread",
+            args.note,
+        ),
         f"{'data':<36}" + "".join(f" | {m:<6} n      gap   time" for m in METHODS),
     ]
     print("\n".join(header), flush=True)
-    with threadpool_limits(1):
-        rows, cv_models = run(args.quick)
+    rows, cv_models = run(args.quick)
     lines = header + [format_row(r) for r in rows] + summary(rows)
-    print("\n".join(summary(rows)))
-    if not args.quick:
-        RESULTS.mkdir(exist_ok=True)
-        (RESULTS / "compare.txt").write_text("\n".join(lines) + "\n")
-        plot(cv_models, RESULTS / "compare_path.png")
-        print(f"written to {RESULTS / 'compare.txt'} and compare_path.png")
+    lines += ["", *_harness.end_lines()]
+    print("\n".join(lines[len(header) + len(rows) :]))
+    _harness.write_lines(out / "compare.txt", lines)
+    plot(cv_models, out / "compare_path.png")
+    print(f"written to {out / 'compare_path.png'}")
 
 
 if __name__ == "__main__":
