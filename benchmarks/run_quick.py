@@ -41,6 +41,7 @@ BENCHMARKS = (
     "bench_defaults",
     "bench_removal_moves",
     "compare",
+    "bench_real_data",
     "bench_dask",
 )
 #: What every text result must contain (see _harness.header_lines).
