@@ -163,6 +163,7 @@ def make_model(engine, n_components, max_iter, inits):
     return SparseGaussianMixture(
         n_components=n_components,
         sparsity=0.0,
+        covariance_prior=None,
         prune_threshold=0.0,
         tol=0.0,
         max_iter=max_iter,

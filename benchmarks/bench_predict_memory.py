@@ -93,7 +93,12 @@ def run_child(method, dtype, n_samples, threads):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # a ConvergenceWarning is no concern here
         model = SparseGaussianMixture(
-            N_COMPONENTS, sparsity=0.0, max_iter=20, device="cpu", random_state=0
+            N_COMPONENTS,
+            sparsity=0.0,
+            covariance_prior=None,
+            max_iter=20,
+            device="cpu",
+            random_state=0,
         ).fit(make_data(N_FIT, dtype, seed=1))
     X = make_data(n_samples, dtype)
     call = getattr(model, method)

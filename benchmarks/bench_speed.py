@@ -90,6 +90,7 @@ def make_model(library, max_iter, inits):
         return SparseGaussianMixture(
             n_components=N_COMPONENTS,
             sparsity=0.0,
+            covariance_prior=None,
             prune_threshold=0.0,
             tol=0.0,
             max_iter=max_iter,

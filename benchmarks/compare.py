@@ -8,7 +8,8 @@ On mixtures of known size and on data sets that scikit-learn ships:
     ``SparseGaussianMixtureCV(20)`` at its defaults: 5 folds walked down a
     grid of 6 sparsities with early stopping, fold fits to ``path_tol=1e-3``.
 ``SGM``
-    ``SparseGaussianMixture()`` at its defaults (20 components, sparsity 8).
+    ``SparseGaussianMixture()`` at its defaults (20 components,
+    ``sparsity='auto'``, ``covariance_prior='auto'``, relaxed refit).
 ``GM-BIC``
     ``sklearn.mixture.GaussianMixture`` with 1 to 20 components, the count
     with the lowest BIC kept (20 fits): what users do today.
