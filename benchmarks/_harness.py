@@ -191,16 +191,31 @@ def add_common_arguments(parser, quick_help):
     return parser
 
 
-def output_dir(args, name):
+def output_dir(args, name, partial=None):
     """Where this run writes: ``--out``, a fresh temporary folder, or results/.
 
-    A ``--quick`` run never writes into ``benchmarks/results/`` unless
-    ``--out`` says so, so that it cannot replace a committed full result.
+    A run that differs from the committed one (``--quick``, or ``partial``)
+    never writes into ``benchmarks/results/`` unless ``--out`` says so, so
+    that it cannot replace a committed full result.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        With ``quick`` and ``out``, as :func:`add_common_arguments` adds them.
+    name : str
+        The benchmark's name, which starts the temporary folder's name.
+    partial : bool, default=None
+        Whether options other than ``--quick`` (a subset of the data or of
+        the methods, other settings) make this run differ from the committed
+        one; ``None`` means ``args.quick``.
     """
+    if partial is None:
+        partial = args.quick
     if args.out is not None:
         directory = args.out
-    elif args.quick:
-        directory = Path(tempfile.mkdtemp(prefix=f"{name}_quick_"))
+    elif partial:
+        kind = "quick" if args.quick else "partial"
+        directory = Path(tempfile.mkdtemp(prefix=f"{name}_{kind}_"))
     else:
         directory = RESULTS
     directory.mkdir(parents=True, exist_ok=True)

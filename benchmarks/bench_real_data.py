@@ -31,15 +31,21 @@ Methods (``--methods``, comma-separated; all by default)
     weight. ``FJ``: Figueiredo and Jain (2002) from 20 components, in
     ``figueiredo_jain.py`` next to this file.
 
-Every fit runs in this process with one thread (``threadpoolctl`` and
-``torch.set_num_threads(1)``), so times compare work. Every fit's warnings
+``GM-BIC`` and ``BGM`` are fitted by ``_references.py``, as in
+``compare.py``.
+
+Every fit runs in this process with one thread (``_harness.set_threads(1)``:
+BLAS, OpenMP and torch), so times compare work. Every fit's warnings
 are counted and an exception is recorded as a failed fit (held-out NaN).
 
 Output: a table on stdout and in ``bench_real_data.txt``, one CSV row per
 (data set, method, fold) in ``bench_real_data.csv``, and the figure
 ``bench_real_data.png``, in ``benchmarks/results`` for the full default run
 and otherwise in ``--out`` (a new temporary directory if not given), so that
-a partial or overridden run never replaces the committed results.
+a partial or overridden run never replaces the committed results. The text
+opens with ``_harness``'s provenance (git commit read before the first fit,
+command, machine, load average, library versions) and ends with the load
+average after the last fit.
 
 Run from the repository root with ``PYTHONPATH=$PWD`` when sparse_gmm is
 installed from another checkout (the header names the copy imported)::
@@ -54,22 +60,17 @@ installed from another checkout (the header names the copy imported)::
 from __future__ import annotations
 
 import argparse
-import csv
 import json
-import os
-import platform
-import subprocess
-import tempfile
 import time
 import traceback
 import warnings
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 
+import _harness
 import numpy as np
-import sklearn
-import torch
+import torch  # noqa: F401  (imported first, so that set_threads sizes its pool)
+from _references import fit_bayesian, fit_bic_sweep
 from figueiredo_jain import FigueiredoJainMixture
 from sklearn.datasets import (
     load_breast_cancer,
@@ -80,20 +81,17 @@ from sklearn.datasets import (
     load_wine,
 )
 from sklearn.decomposition import PCA
-from sklearn.mixture import BayesianGaussianMixture, GaussianMixture
+from sklearn.mixture import GaussianMixture
 from sklearn.model_selection import KFold
 from sklearn.preprocessing import StandardScaler
-from threadpoolctl import threadpool_limits
 
 import sparse_gmm
 from sparse_gmm import SparseGaussianMixture, SparseGaussianMixtureCV
 
-RESULTS = Path(__file__).resolve().parent / "results"
 STEM = "bench_real_data"
 METHODS = ("SGM", "SGM-CV", "GM-BIC", "BGM", "FJ")
 REFERENCES = ("GM-BIC", "BGM", "FJ")
 NAMED = ("iris", "wine", "breast_cancer", "diabetes", "digits", "digits-pca10")
-BGM_WEIGHT_FLOOR = 0.01
 WITHIN_NATS = 0.1
 FAR_NATS = 1.0
 CLIP_NATS = 3.0
@@ -161,30 +159,13 @@ def fit_sgm_cv(X, seed, config):
 
 
 def fit_gm_bic(X, seed, config):
-    best, best_bic, failed, skipped = None, np.inf, 0, 0
-    for k in range(1, config["max_components"] + 1):
-        if len(X) < k:
-            skipped += 1
-            continue
-        try:
-            model = GaussianMixture(k, covariance_type="full", random_state=seed).fit(X)
-        except ValueError:
-            failed += 1
-            continue
-        bic = model.bic(X)
-        if bic < best_bic:
-            best, best_bic = model, bic
-    if best is None:
-        raise ValueError(f"every GaussianMixture fit failed ({failed}) or was skipped")
-    note = f"bic_failed={failed} bic_skipped={skipped}" if failed or skipped else ""
-    return best, best.n_components, note
+    sweep = fit_bic_sweep(X, config["max_components"], seed)
+    return sweep.model, sweep.model.n_components, sweep.note
 
 
 def fit_bgm(X, seed, config):
-    model = BayesianGaussianMixture(
-        n_components=config["max_components"], max_iter=500, random_state=seed
-    ).fit(X)
-    return model, int((model.weights_ > BGM_WEIGHT_FLOOR).sum()), ""
+    n_components, model = fit_bayesian(X, config["max_components"], seed)
+    return model, n_components, ""
 
 
 def fit_fj(X, seed, config):
@@ -503,37 +484,16 @@ def self_check(log):
 # ------------------------------------------------------------------ main
 
 
-def git_commit():
-    here = Path(__file__).resolve().parent
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=here,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        dirty = (
-            subprocess.run(["git", "diff", "--quiet", "HEAD"], cwd=here).returncode != 0
-        )
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown (not a git checkout)"
-    return commit + ("+dirty" if dirty else "")
-
-
-def header_lines(config, commit, load_before):
-    return [
+def header_lines(config, note):
+    """The provenance of ``_harness`` (read now), then this run's settings."""
+    title = (
         f"{STEM}: {config['folds']}-fold held-out log-likelihood per sample, "
-        f"components K and fit time on real data{' (--quick)' * config['quick']}",
-        f"date {datetime.now(timezone.utc).isoformat(timespec='seconds')}, "
-        f"git commit {commit} (read at the start)",
-        f"load average before {load_before}, after "
-        f"{tuple(round(v, 2) for v in os.getloadavg())}; {os.cpu_count()} CPUs, "
-        "every fit on 1 thread",
-        f"python {platform.python_version()}, sparse_gmm {sparse_gmm.__version__} "
-        f"from {Path(sparse_gmm.__file__).parent}, "
-        f"numpy {np.__version__}, scikit-learn {sklearn.__version__}, "
-        f"torch {torch.__version__}",
+        f"components K and fit time on real data{' (--quick)' * config['quick']}"
+    )
+    return [
+        *_harness.header_lines(title, note),
+        f"sparse_gmm {sparse_gmm.__version__} from {Path(sparse_gmm.__file__).parent}"
+        "; every fit on 1 thread",
         f"max components {config['max_components']}; "
         f"SGM params {json.dumps(config['sgm_params'])}; "
         f"SGM-CV params {json.dumps(config['cv_params'])}; "
@@ -542,19 +502,9 @@ def header_lines(config, commit, load_before):
     ]
 
 
-def write_csv(rows, path):
-    fields = list(rows[0])
-    with open(path, "w", newline="") as stream:
-        writer = csv.DictWriter(stream, fieldnames=fields)
-        writer.writeheader()
-        writer.writerows(rows)
-
-
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--quick", action="store_true", help="iris and wine, 2 folds, K<=5"
-    )
+    _harness.add_common_arguments(parser, "iris and wine, 2 folds, K<=5")
     parser.add_argument("--self-check", action="store_true", help="check FJ and exit")
     parser.add_argument(
         "--methods", help=f"comma-separated subset of {','.join(METHODS)}"
@@ -573,7 +523,6 @@ def parse_args(argv):
     )
     parser.add_argument("--folds", type=int)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, help="output directory")
     return parser.parse_args(argv)
 
 
@@ -630,47 +579,40 @@ def make_config(args):
         and args.folds is None
         and args.seed == 0
     )
-    if args.out is not None:
-        config["out"] = args.out
-    elif is_default:
-        config["out"] = RESULTS
-    else:
-        config["out"] = Path(tempfile.mkdtemp(prefix=f"{STEM}-"))
+    config["out"] = _harness.output_dir(args, STEM, partial=not is_default)
     return config
 
 
 def main(argv=None):
     args = parse_args(argv)
-    torch.set_num_threads(1)
+    _harness.set_threads(1)
 
     def log(text):
         print(text, flush=True)
 
-    with threadpool_limits(1):
-        if args.self_check or args.quick:
-            self_check(log)
-        if args.self_check:
-            return
-        config = make_config(args)
-        # Read before fitting: the tree may change while a long run goes on.
-        commit = git_commit()
-        load_before = tuple(round(v, 2) for v in os.getloadavg())
-        rows = run(config, log)
+    if args.self_check or args.quick:
+        self_check(log)
+    if args.self_check:
+        return
+    config = make_config(args)
+    # Read before fitting: the tree may change while a long run goes on.
+    header = header_lines(config, args.note)
+    rows = run(config, log)
     table = summarise(rows, config)
-    lines = [*header_lines(config, commit, load_before), "", *long_table(table, config)]
+    lines = [*header, "", *long_table(table, config)]
     if "GM-BIC" in config["methods"]:
         lines += [*bic_failures(rows), ""]
     lines += ["Markdown, K (mean over folds) / held-out (best in bold):", ""]
     lines += [*markdown_table(table, config), ""]
     for method in ("SGM", "SGM-CV"):
         lines += [*issue_summary(table, config, method), ""]
+    lines += _harness.end_lines()
     print("\n".join(lines))
     out = config["out"]
-    out.mkdir(parents=True, exist_ok=True)
-    (out / f"{STEM}.txt").write_text("\n".join(lines) + "\n")
-    write_csv(rows, out / f"{STEM}.csv")
+    _harness.write_lines(out / f"{STEM}.txt", lines)
+    _harness.write_records(out / f"{STEM}.csv", rows)
     plot(table, config, out / f"{STEM}.png")
-    print(f"written to {out / STEM}.txt, .csv and .png")
+    print(f"written to {out / STEM}.png", flush=True)
 
 
 if __name__ == "__main__":

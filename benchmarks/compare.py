@@ -17,6 +17,9 @@ On mixtures of known size and on data sets that scikit-learn ships:
     ``sklearn.mixture.BayesianGaussianMixture(20)``, ``max_iter=500``; its
     components are never removed, so those above 1% weight are counted.
 
+``GM-BIC`` and ``BGM`` are fitted by ``_references.py``, as in
+``bench_real_data.py``.
+
 The mixtures are those of ``bench_defaults.py`` (made by ``_mixtures.py``:
 weights from a Dirichlet(1) with a floor of 0.05, random full covariances,
 means ``sep`` apart in units of the largest standard deviation: 5
@@ -52,9 +55,9 @@ import _harness
 import numpy as np
 import torch  # noqa: F401  (imported first, so that set_threads sizes its pool)
 from _mixtures import dataset
+from _references import fit_bayesian, fit_bic_sweep
 from sklearn.datasets import load_breast_cancer, load_iris, load_wine
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.mixture import BayesianGaussianMixture, GaussianMixture
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
 
@@ -62,7 +65,6 @@ from sparse_gmm import SparseGaussianMixture, SparseGaussianMixtureCV
 
 METHODS = ("SGM-CV", "SGM", "GM-BIC", "BGM")
 MAX_COMPONENTS = 20
-BGM_WEIGHT_FLOOR = 0.01
 
 
 def fit_method(name, X, seed):
@@ -74,16 +76,9 @@ def fit_method(name, X, seed):
         model = SparseGaussianMixture(MAX_COMPONENTS, random_state=seed).fit(X)
         return model.n_components_, model
     if name == "GM-BIC":
-        fits = [
-            GaussianMixture(k, random_state=seed).fit(X)
-            for k in range(1, MAX_COMPONENTS + 1)
-        ]
-        model = min(fits, key=lambda fit: fit.bic(X))
+        model = fit_bic_sweep(X, MAX_COMPONENTS, seed).model
         return model.n_components, model
-    model = BayesianGaussianMixture(
-        n_components=MAX_COMPONENTS, max_iter=500, random_state=seed
-    ).fit(X)
-    return int(np.sum(model.weights_ > BGM_WEIGHT_FLOOR)), model
+    return fit_bayesian(X, MAX_COMPONENTS, seed)
 
 
 def mixture_cases(quick):
