@@ -318,14 +318,13 @@ class SparseGaussianMixtureCV(DensityMixin, BaseEstimator):
         to the fewest mean components, then to the larger sparsity.
         'one_standard_error' keeps the largest sparsity whose mean score is
         within one standard error of the best (glmnet's ``lambda.1se``):
-        sparser models, at some cost in held-out log-likelihood; on the
-        mixtures of ``benchmarks/compare.py`` it recovered the true size no
-        more often than 'best'.
+        sparser models, at some cost in held-out log-likelihood.
     relax : bool, default=True
         Score, and return, each path model's surviving components refitted
-        without the penalty (``sparsity=0``, warm-started), as the relaxed
-        lasso does: the prior picks the components, maximum likelihood
-        estimates them. Without it, the prior's shrinkage of the light
+        without the priors (``sparsity=0``, ``covariance_prior=None``,
+        warm-started), as the relaxed lasso does: the priors pick the
+        components, maximum likelihood estimates them. The path itself
+        continues from the penalised fits. Without it, the prior's shrinkage of the light
         weights lowers the held-out score of the sparser models, and the
         selection drifts to smaller sparsities with spurious components.
     path : {'restart', 'warm'}, default='restart'
@@ -333,9 +332,8 @@ class SparseGaussianMixtureCV(DensityMixin, BaseEstimator):
         the largest down. 'warm' goes up the grid instead, each fit starting
         from the previous sparsity's survivors, as ``LassoCV`` does: cheaper
         per fit, but a converged mixture keeps its components as the sparsity
-        grows (in 5 dimensions the warm path kept 18-20 of 20 components up
-        to ``sparsity = 2 * n_components``, where a fresh start keeps the true
-        4 or 5), so its choices are worse. A warm path ends once every fold
+        grows (a component that already pays for itself is not pruned by a
+        slightly larger penalty), so its choices are worse. A warm path ends once every fold
         keeps one component.
     early_stopping : bool, default=True
         Stop the walk at the first sparsity whose mean held-out score is
