@@ -324,17 +324,18 @@ class SparseGaussianMixtureCV(DensityMixin, BaseEstimator):
         without the priors (``sparsity=0``, ``covariance_prior=None``,
         warm-started), as the relaxed lasso does: the priors pick the
         components, maximum likelihood estimates them. The path itself
-        continues from the penalised fits. Without it, the prior's shrinkage of the light
-        weights lowers the held-out score of the sparser models, and the
-        selection drifts to smaller sparsities with spurious components.
+        continues from the penalised fits. Without it, the prior's shrinkage
+        of the light weights lowers the held-out score of the sparser models,
+        and the selection drifts to smaller sparsities with spurious
+        components.
     path : {'restart', 'warm'}, default='restart'
         'restart' fits every sparsity from the fold's initialisation, from
         the largest down. 'warm' goes up the grid instead, each fit starting
         from the previous sparsity's survivors, as ``LassoCV`` does: cheaper
         per fit, but a converged mixture keeps its components as the sparsity
         grows (a component that already pays for itself is not pruned by a
-        slightly larger penalty), so its choices are worse. A warm path ends once every fold
-        keeps one component.
+        slightly larger penalty), so its choices are worse. A warm path ends
+        once every fold keeps one component.
     early_stopping : bool, default=True
         Stop the walk at the first sparsity whose mean held-out score is
         worse than the best so far by more than ``path_tol``, or, going down
