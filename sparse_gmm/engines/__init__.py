@@ -10,13 +10,17 @@
    (``benchmarks/bench_engines.py`` has only run on CPUs).
 3. ``'keops'`` on the CPU when ``n_samples >= KEOPS_MIN_SAMPLES_CPU``
    (1,000,000), ``n_components <= KEOPS_MAX_COMPONENTS_CPU`` (10) and
-   ``n_features <= KEOPS_MAX_FEATURES_CPU`` (8): the only cells of
-   ``benchmarks/results/bench_engines.txt`` where KeOps matched or beat the
-   chunked torch engine per iteration (0.6x to 1.1x torch's time) at half its
-   memory, and where a fit is long enough to repay a cold compile (about 5 s
-   per formula, once per dimension and dtype, then cached).
-4. ``'torch'`` otherwise: on the CPU it was faster in the other 20 of 24
-   cells, by up to 9x.
+   ``n_features <= KEOPS_MAX_FEATURES_CPU`` (8): the only cells where
+   KeOps matched or beat the chunked torch engine per iteration in an
+   earlier two-thread run of ``benchmarks/bench_engines.py`` (0.6x to 1.1x
+   torch's time), with 27-45% less memory for the fit, and where a fit is
+   long enough to repay a cold compile (about 5 s per formula, once per
+   dimension and dtype, then cached). The one-thread run in
+   ``benchmarks/results/bench_engines.txt`` had torch faster there too
+   (KeOps at 1.1x to 1.8x its time): this point awaits a re-measurement per
+   dtype on an idle machine.
+4. ``'torch'`` otherwise: on the CPU it was faster in every other cell, by
+   up to 20x in the one-thread run.
 
 When 'auto' has chosen KeOps and KeOps cannot import, compile or run, the
 call is redone with torch and one :class:`EngineFallbackWarning` is issued
