@@ -155,7 +155,7 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
         'adam' (the KeOps tutorial's method) and 'lbfgs' minimise the same
         objective by autograd over free parameters (weight logits, means,
         triangular precision factors); they take any differentiable prior but
-        are slower (``benchmarks/bench_solvers.py``: Adam took 25 times MM-EM's
+        are slower (``benchmarks/bench_solvers.py``: Adam took 9 times MM-EM's
         time on the tutorial's spiral) and ignore ``reg_covar``. L-BFGS drives
         weights to zero slowly through the softmax (the square root's pull
         vanishes in logit space) and often stops with extra components.
