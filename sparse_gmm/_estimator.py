@@ -83,12 +83,16 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
     """Gaussian mixture that chooses its number of components.
 
     Minimises the negative mean log-likelihood plus a sparsity prior on the
-    mixture weights, ``(sparsity / n_components) * sum_j sqrt(W_j)``. The prior
-    drives the weights of unneeded components to zero; components whose weight
-    falls below ``prune_threshold`` are removed during the fit, so one fit
-    started with generously many components keeps the ones the data need.
-    ``sparsity=0`` is maximum likelihood, and then the iterates are those of
-    :class:`sklearn.mixture.GaussianMixture` started from the same parameters.
+    mixture weights, ``(sparsity / n_components) * sum_j sqrt(W_j)``, and an
+    inverse-Wishart prior on the covariances. The sparsity prior drives the
+    weights of unneeded components to zero; components whose weight falls
+    below ``prune_threshold``, or whose expected sample count cannot pay for
+    their parameters, are removed during the fit, so one fit started with
+    generously many components keeps the ones the data need; the survivors
+    are then refitted by maximum likelihood (``relax``).
+    ``sparsity=0, covariance_prior=None`` is maximum likelihood, and then the
+    iterates are those of :class:`sklearn.mixture.GaussianMixture` started
+    from the same parameters.
 
     Parameters
     ----------
