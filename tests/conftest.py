@@ -1,9 +1,15 @@
 """Shared test data: Gaussian mixtures of known size."""
 
+import json
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 
+import sparse_gmm
 from sparse_gmm import SparseGaussianMixture
 
 # The tests fit thousands of small models, and small tensors gain nothing from
@@ -66,3 +72,22 @@ def blobs():
     """A clear mixture of 5 components in 2-D."""
     X, _ = gaussian_mixture_sample()
     return X
+
+
+def modules_after(statement):
+    """The names in ``sys.modules`` after ``statement``, in a new interpreter.
+
+    The child runs in the folder holding the sparse_gmm this process
+    imported, so that it imports the same copy (the checkout, not an
+    installed one).
+    """
+    code = f"import json, sys\n{statement}\nprint(json.dumps(sorted(sys.modules)))"
+    completed = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+        cwd=Path(sparse_gmm.__file__).parents[1],
+    )
+    return set(json.loads(completed.stdout.splitlines()[-1]))

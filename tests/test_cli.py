@@ -1,12 +1,10 @@
 """The command line, the spiral demo and the synthetic data sets."""
 
-import json
 import os
 import re
 import runpy
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,6 +16,8 @@ from sparse_gmm._cli import COVARIANCE_TYPES, FIT_DEFAULTS, main
 from sparse_gmm._gaussian import COVARIANCE_TYPES as ESTIMATOR_COVARIANCE_TYPES
 from sparse_gmm._io import load_data
 from sparse_gmm.datasets import make_mixture, make_spiral
+
+from .conftest import modules_after
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -46,24 +46,14 @@ def test_version(capsys):
 
 def test_help_imports_neither_torch_nor_the_estimator():
     # --help must answer at once: torch and scikit-learn take seconds to import.
-    code = (
-        "import contextlib, io, json, sys\n"
+    modules = modules_after(
+        "import contextlib, io\n"
         "from sparse_gmm._cli import main\n"
         "for argv in ([], ['fit'], ['demo']):\n"
         "    with contextlib.suppress(SystemExit), "
         "contextlib.redirect_stdout(io.StringIO()):\n"
-        "        main([*argv, '--help'])\n"
-        "print(json.dumps(sorted(sys.modules)))"
+        "        main([*argv, '--help'])"
     )
-    completed = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-        cwd=Path(sparse_gmm.__file__).parents[1],
-    )
-    modules = set(json.loads(completed.stdout.splitlines()[-1]))
     assert "sparse_gmm._cli" in modules
     for name in ("torch", "sklearn", "sparse_gmm._estimator", "matplotlib"):
         assert name not in modules, name

@@ -5,7 +5,6 @@ imported everything already), not timings: they hold on any machine, and each
 module named here costs a measurable part of a second to import.
 """
 
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -15,39 +14,23 @@ import pytest
 
 import sparse_gmm
 
-from .conftest import gaussian_mixture_sample
+from .conftest import gaussian_mixture_sample, modules_after
 
 # Optional or heavy modules that no import of sparse_gmm may pull in: they are
 # imported when a figure is drawn, a Dask array arrives or KeOps runs.
 OPTIONAL = ("matplotlib", "dask", "distributed", "pykeops", "keopscore")
 
 
-def _modules_after(statement):
-    """The names in sys.modules after ``statement``, in a new interpreter."""
-    code = f"import json, sys\n{statement}\nprint(json.dumps(sorted(sys.modules)))"
-    completed = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-        # The folder holding the sparse_gmm this test imported, so that the
-        # child imports the same copy (the checkout, not an installed one).
-        cwd=Path(sparse_gmm.__file__).parents[1],
-    )
-    return set(json.loads(completed.stdout.splitlines()[-1]))
-
-
 def test_import_sparse_gmm_imports_neither_torch_nor_scikit_learn():
     # What ``sparse-gmm --help`` and ``--version`` pay.
-    modules = _modules_after("import sparse_gmm")
+    modules = modules_after("import sparse_gmm")
     for name in ("torch", "sklearn", "scipy", "scipy.stats", *OPTIONAL):
         assert name not in modules, name
     assert "sparse_gmm" in modules
 
 
 def test_public_names_import_no_optional_module():
-    modules = _modules_after(
+    modules = modules_after(
         "from sparse_gmm import *\n"
         "import sparse_gmm.datasets\n"
         "for name in sparse_gmm.__all__: getattr(sparse_gmm, name)"
@@ -61,7 +44,7 @@ def test_public_names_import_no_optional_module():
 def test_estimator_import_leaves_clustering_and_model_selection_to_first_use():
     # sklearn.cluster (k-means) and sklearn.model_selection are imported by
     # the first fit and by SparseGaussianMixtureCV, not by the estimator.
-    modules = _modules_after("from sparse_gmm import SparseGaussianMixture")
+    modules = modules_after("from sparse_gmm import SparseGaussianMixture")
     assert "torch" in modules
     for name in ("sklearn.cluster", "sklearn.model_selection", *OPTIONAL):
         assert name not in modules, name
@@ -75,7 +58,7 @@ def test_every_public_name_resolves(name):
 
 def test_public_submodules_resolve_without_an_import():
     # They did while the package imported everything eagerly.
-    modules = _modules_after(
+    modules = modules_after(
         "import sparse_gmm\n"
         "sparse_gmm.penalties.SqrtPrior\n"
         "sparse_gmm.datasets.make_spiral"

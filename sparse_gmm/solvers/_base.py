@@ -165,23 +165,24 @@ class ProgressReport:
     def end(self, init, result: FitResult):
         """Report the end of initialisation number ``init``."""
         if self.verbose >= 1:
-            status = "converged" if result.converged else "did not converge"
-            elapsed = time.perf_counter() - self._start
-            print(
-                f"Initialization {init} {status} after {result.n_iter} iterations: "
-                f"objective {result.objective:.6f}, "
-                f"{result.parameters.n_components} components, {elapsed:.2f} s",
-                flush=True,
+            self._finished(
+                f"Initialization {init}", result, f"objective {result.objective:.6f}"
             )
 
     def relaxed(self, result: FitResult):
         """Report the end of the relaxed refit (maximum likelihood)."""
         if self.verbose >= 1:
-            status = "converged" if result.converged else "did not converge"
-            elapsed = time.perf_counter() - self._start
-            print(
-                f"Relaxed refit {status} after {result.n_iter} iterations: "
-                f"mean log-likelihood {result.mean_log_likelihood:.6f}, "
-                f"{result.parameters.n_components} components, {elapsed:.2f} s",
-                flush=True,
+            self._finished(
+                "Relaxed refit",
+                result,
+                f"mean log-likelihood {result.mean_log_likelihood:.6f}",
             )
+
+    def _finished(self, run, result: FitResult, value):
+        status = "converged" if result.converged else "did not converge"
+        elapsed = time.perf_counter() - self._start
+        print(
+            f"{run} {status} after {result.n_iter} iterations: {value}, "
+            f"{result.parameters.n_components} components, {elapsed:.2f} s",
+            flush=True,
+        )
