@@ -509,7 +509,7 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
         self._set_fitted(best, X.dtype)
         self.sparsity_ = objective.sparsity
         self.engine_ = engine.name
-        self._warn_degenerate()
+        self._warn_degenerate(best.parameters)
 
     def _relaxed_refit(self, best, X, sample_weight, engine, objective, report):
         """Maximum likelihood over the chosen components, from the sparse fit.
@@ -553,9 +553,8 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
         covariance prior on the data's variances (estimated on the
         initialisation sample for Dask input).
         """
+        # float() computes a Dask sum on the workers.
         n_samples = float(sample_weight.sum())
-        if is_dask_collection(sample_weight):
-            n_samples = float(sample_weight.sum().compute())
         n_features = X.shape[1]
         sparsity = self.sparsity
         if isinstance(sparsity, str):
@@ -586,14 +585,11 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
             self.n_components,
             covariance_prior=covariance_prior,
             min_count=min_count,
-            n_samples=n_samples,
         )
 
-    def _warn_degenerate(self):
+    def _warn_degenerate(self, parameters):
         """Warn of surviving components that collapsed onto the covariance floor."""
-        collapsed = np.flatnonzero(
-            at_covariance_floor(self._fitted_parameters("cpu"), self.reg_covar)
-        )
+        collapsed = np.flatnonzero(at_covariance_floor(parameters, self.reg_covar))
         if collapsed.size:
             warnings.warn(
                 f"{collapsed.size} of {self.n_components_} components "

@@ -346,8 +346,7 @@ def covariances_from_moments(
         covariances.diagonal(dim1=-2, dim2=-1).add_(reg_covar)
         return 0.5 * (covariances + covariances.mT)
     if covariance_type == "tied":
-        scatter = second.sum(0) - (nk[:, None] * means).mT @ means
-        covariance = scatter / nk.sum()
+        covariance = _scatter(nk, means, second, "tied") / nk.sum()
         covariance.diagonal().add_(reg_covar)
         return 0.5 * (covariance + covariance.mT)
     if covariance_type == "diag":

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import math
 
+from ._gaussian import n_parameters
+
 
 def parameters_per_component(covariance_type, n_features):
     """Free parameters of one component: its mean, its covariance, its weight.
 
-    A tied covariance is shared, so it costs a component only its mean and
-    weight.
+    What one more component adds to the mixture's count (BIC's); a tied
+    covariance is shared, so it costs a component only its mean and weight.
 
     Parameters
     ----------
@@ -27,13 +29,9 @@ def parameters_per_component(covariance_type, n_features):
     -------
     int
     """
-    covariance = {
-        "full": n_features * (n_features + 1) // 2,
-        "diag": n_features,
-        "spherical": 1,
-        "tied": 0,
-    }[covariance_type]
-    return n_features + covariance + 1
+    return n_parameters(covariance_type, 2, n_features) - n_parameters(
+        covariance_type, 1, n_features
+    )
 
 
 def auto_sparsity(n_samples, n_features, n_components, covariance_type):

@@ -25,12 +25,9 @@ class SparseObjective:
         The inverse-Wishart prior's penalty ``R`` on the covariances
         (:mod:`sparse_gmm._covariance_prior`); None adds nothing.
     min_count : float, default=0.0
-        A component whose expected sample count (its responsibility mass
-        in units of samples) falls below this is annihilated: it cannot
+        A component whose expected sample count (its summed, weighted
+        responsibilities) falls below this is annihilated: it cannot
         support its parameters (Figueiredo and Jain's rule).
-    n_samples : float, default=1.0
-        The effective number of samples that converts a responsibility
-        mass ``a_j`` into the expected count ``a_j * n_samples``.
     """
 
     sparsity: float
@@ -38,7 +35,6 @@ class SparseObjective:
     n_components_initial: int
     covariance_prior: object = None
     min_count: float = 0.0
-    n_samples: float = 1.0
 
     @property
     def scale(self) -> float:
@@ -97,5 +93,4 @@ class SparseObjective:
             self.n_components_initial,
             None,
             self.min_count,
-            self.n_samples,
         )

@@ -66,8 +66,6 @@ def _weights_settled(old_weights, new_weights, rtol):
     less than ``tol`` per iteration while the weight is still falling, and
     a fit that stopped there would keep it.
     """
-    if old_weights.shape != new_weights.shape:
-        return False
     return bool(np.all(np.abs(new_weights - old_weights) <= rtol * old_weights))
 
 
@@ -170,7 +168,8 @@ class MMEMSolver(Solver):
             weights = mm_weights(
                 mass / mass.sum(), objective.tangent_slopes(old_weights)
             )
-            counts = mass / mass.sum() * objective.n_samples
+            # The masses are in units of sample weight: expected counts.
+            counts = mass
             keep = (weights >= self.prune_threshold) | state.never_prune[
                 parameters.active
             ]
