@@ -246,6 +246,20 @@ def _reference_adam(X, start, sparsity, learning_rate, n_steps):
     return np.array(curve), parameters
 
 
+def _tutorial_adam(start, n_steps):
+    """The tutorial's Adam (M=30, s=20, lr 0.1) for ``n_steps`` from ``start``."""
+    return SparseGaussianMixture(
+        30,
+        sparsity=20.0,
+        solver="adam",
+        learning_rate=0.1,
+        max_iter=n_steps,
+        tol=0.0,
+        **TUTORIAL_OBJECTIVE,
+        **start,
+    )
+
+
 @pytest.mark.parametrize("n_features", [2, 5])
 def test_adam_from_the_tutorials_start_follows_a_float64_reference(n_features):
     """The tutorial's Adam (lr 0.1, M=30, s=20) on the spiral and in 5-D: each of
@@ -257,16 +271,7 @@ def test_adam_from_the_tutorials_start_follows_a_float64_reference(n_features):
     """
     X = _tutorial_data(n_features)
     start = _tutorial_start(30, n_features, seed=0)
-    model = SparseGaussianMixture(
-        30,
-        sparsity=20.0,
-        solver="adam",
-        learning_rate=0.1,
-        max_iter=20,
-        tol=0.0,
-        **TUTORIAL_OBJECTIVE,
-        **start,
-    )
+    model = _tutorial_adam(start, n_steps=20)
     with pytest.warns(ConvergenceWarning):
         model.fit(X)
     assert np.all(model.n_components_curve_ == 30)
@@ -298,16 +303,7 @@ def test_adams_long_run_from_the_tutorials_start_descends_as_mm_em(n_features):
     X = _tutorial_data(n_features)
     for seed in range(3):
         start = _tutorial_start(30, n_features, seed)
-        adam = SparseGaussianMixture(
-            30,
-            sparsity=20.0,
-            solver="adam",
-            learning_rate=0.1,
-            max_iter=501,
-            tol=0.0,
-            **TUTORIAL_OBJECTIVE,
-            **start,
-        )
+        adam = _tutorial_adam(start, n_steps=501)
         with pytest.warns(ConvergenceWarning):
             adam.fit(X)
         em = SparseGaussianMixture(
