@@ -62,12 +62,6 @@ class CovariancePrior:
         """``a = nu + D + 1``: the prior's weight in the MAP covariance."""
         return self.degrees_of_freedom + self.n_features + 1
 
-    def to(self, device) -> CovariancePrior:
-        """The same prior with ``scale`` on ``device``."""
-        return CovariancePrior(
-            self.scale.to(device), self.degrees_of_freedom, self.total_weight
-        )
-
     def projected_scale(self, covariance_type):
         """``Psi`` in the shape of the covariance type's covariances.
 
@@ -164,10 +158,10 @@ def _auto_scale(X, sample_weight, n_components):
     mean = weight @ X
     centred = X - mean
     covariance = np.asarray((centred * weight[:, None]).T @ centred, np.float64)
-    mean_variance = np.trace(covariance) / X.shape[1]
-    floor = 1e-3 * mean_variance if mean_variance > 0 else 1.0
-    covariance = covariance + floor * np.eye(X.shape[1])
     n_features = X.shape[1]
+    mean_variance = np.trace(covariance) / n_features
+    floor = 1e-3 * mean_variance if mean_variance > 0 else 1.0
+    covariance = covariance + floor * np.eye(n_features)
     return covariance / n_components ** (2.0 / n_features)
 
 
