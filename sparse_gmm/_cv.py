@@ -512,9 +512,7 @@ class SparseGaussianMixtureCV(DensityMixin, BaseEstimator):
             sample_weight = _check_sample_weight(
                 sample_weight, X, dtype=X.dtype, ensure_non_negative=True
             )
-        folds_train_weight = (
-            len(X) if sample_weight is None else float(np.sum(sample_weight))
-        )
+        total_weight = len(X) if sample_weight is None else float(np.sum(sample_weight))
         # One seed for every fold and the refit, drawn once: the folds then
         # differ by their data only, as in GridSearchCV with a fixed seed.
         seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
@@ -527,7 +525,7 @@ class SparseGaussianMixtureCV(DensityMixin, BaseEstimator):
         # The grid is centred on the automatic sparsity of a fold's
         # training part, which the path's fits see.
         train_share = np.mean([len(train) for train, _ in folds]) / len(X)
-        grid, extensible = self._grid(train_share * folds_train_weight, X.shape[1])
+        grid, extensible = self._grid(train_share * total_weight, X.shape[1])
         path = _Path(
             folds=folds,
             estimator=path_estimator,
