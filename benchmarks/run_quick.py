@@ -42,6 +42,7 @@ BENCHMARKS = (
     "bench_removal_moves",
     "compare",
     "bench_real_data",
+    "bench_end_to_end",
     "bench_dask",
 )
 #: What every text result must contain (see _harness.header_lines).
