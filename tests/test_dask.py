@@ -18,7 +18,7 @@ from sklearn.exceptions import ConvergenceWarning
 
 import sparse_gmm
 from sparse_gmm import SparseGaussianMixture
-from sparse_gmm import _dask_sampling as dask_sampling
+from sparse_gmm._inputs import _dask as dask_sampling
 from sparse_gmm.engines import _dask as dask_engine
 
 from .conftest import explicit_start, gaussian_mixture_sample
