@@ -175,9 +175,11 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
         half the memory); torch otherwise. When KeOps cannot run, 'auto'
         falls back to torch with one ``EngineFallbackWarning``.
     device : {'auto', 'cpu', 'cuda'} or str, default='auto'
-        Torch device ('cuda:1' works too); 'auto' is CUDA when available.
-        For Dask input it is the workers' device, resolved on each worker
-        ('auto': a worker's GPU if it has one); the client needs no GPU.
+        Torch device ('cuda:1' works too); 'auto' is CUDA when available,
+        and a torch tensor's own device for tensor input (a CUDA tensor is
+        fitted on its GPU). For Dask input it is the workers' device,
+        resolved on each worker ('auto': a worker's GPU if it has one); the
+        client needs no GPU.
     random_state : int, RandomState instance or None, default=None
     warm_start : bool, default=False
         Start the next ``fit`` from the current surviving components.
@@ -189,13 +191,16 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
 
     Attributes
     ----------
-    weights_ : ndarray of shape (n_components_,)
-    means_ : ndarray of shape (n_components_, n_features)
-    covariances_ : ndarray
-    precisions_ : ndarray
-    precisions_cholesky_ : ndarray
+    weights_ : ndarray or torch.Tensor of shape (n_components_,)
+    means_ : ndarray or torch.Tensor of shape (n_components_, n_features)
+    covariances_ : ndarray or torch.Tensor
+    precisions_ : ndarray or torch.Tensor
+    precisions_cholesky_ : ndarray or torch.Tensor
         Same conventions and shapes as GaussianMixture's, over the surviving
-        components, in the dtype of the training data.
+        components, in the dtype of the training data. These and the other
+        fitted arrays are tensors on the training data's device when a
+        tensor was fitted under scikit-learn's ``array_api_dispatch``
+        (Notes), NumPy arrays otherwise.
     n_components_ : int
         Number of surviving components.
     active_components_ : ndarray of shape (n_components_,)
@@ -237,6 +242,22 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
     the worker that holds it and the M-step here, with the same iterates as
     in memory, with every solver; the per-sample methods return lazy Dask
     arrays. The fitted attributes are NumPy arrays either way.
+
+    They also take a ``torch.Tensor``, on the CPU or a GPU, which goes to the
+    engine without a copy (cast to float64 only if it is neither float32 nor
+    float64); ``device='auto'`` computes on its device. As in
+    :class:`sklearn.mixture.GaussianMixture`, under
+    ``sklearn.config_context(array_api_dispatch=True)`` (which needs the
+    environment variable ``SCIPY_ARRAY_API=1`` before scipy is imported) the
+    per-sample results, ``sample``'s draws and every fitted array
+    (``weights_``, ``means_``, ``covariances_``, ``precisions_``,
+    ``precisions_cholesky_``, ``active_components_`` and the curves) are
+    tensors on the input's device, while ``score``, ``bic`` and ``aic`` are
+    Python floats. Without dispatch the results
+    are NumPy arrays, as scikit-learn returns them; a CUDA tensor is still
+    fitted on its GPU (where scikit-learn's own estimators refuse it). Only
+    the initialisation sees the samples as a NumPy array: a view of a CPU
+    tensor, a copy on the host of a GPU one.
 
     Examples
     --------
@@ -344,8 +365,10 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array-like or dask.array.Array of shape (n_samples, n_features)
-            A Dask array is fitted where its blocks are: each iteration
+        X : array-like, torch.Tensor or dask.array.Array of shape \
+                (n_samples, n_features)
+            A tensor is fitted on its device, without a copy (Notes). A
+            Dask array is fitted where its blocks are: each iteration
             computes every block's E-step sums on its worker (with ``engine``
             on ``device``, resolved by each worker) and the M-step runs here,
             so the iterates are the in-memory ones. The initialisation runs
@@ -355,8 +378,8 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
             sample. Persist X first (``X.persist()``) unless its blocks are
             cheap to recompute: every iteration reads all of them.
         y : Ignored
-        sample_weight : array-like or dask.array.Array of shape (n_samples,), \
-                default=None
+        sample_weight : array-like, torch.Tensor or dask.array.Array of \
+                shape (n_samples,), default=None
             Non-negative weights; weight 2 counts a sample twice. With a Dask
             X, a Dask array chunked like X's rows (it is rechunked otherwise)
             or an in-memory array.
@@ -463,10 +486,17 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
                 ConvergenceWarning,
                 stacklevel=3,
             )
-        self._set_fitted(best, data.fitted_array(X))
+        self._set_fitted(best, data.numpy_dtype(X))
         self.sparsity_ = objective.sparsity
         self.engine_ = engine.name
+        data.place_fitted(self, X)
         self._warn_degenerate(best.parameters)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        # Tensors in, tensors out under array_api_dispatch (Notes).
+        tags.array_api_support = True
+        return tags
 
     def _relaxed_refit(self, best, X, sample_weight, engine, objective, report):
         """Maximum likelihood over the chosen components, from the sparse fit.
@@ -575,14 +605,17 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
             for name, check in checks.items()
         }
 
-    def _set_fitted(self, result, as_attribute):
-        """``as_attribute``: the input's ``fitted_array``, a tensor to an attribute."""
+    def _set_fitted(self, result, dtype):
         parameters = result.parameters
-        self.weights_ = as_attribute(parameters.weights)
-        self.means_ = as_attribute(parameters.means)
-        self.covariances_ = as_attribute(parameters.covariances)
-        self.precisions_cholesky_ = as_attribute(parameters.precisions_cholesky)
-        self.precisions_ = as_attribute(
+
+        def as_numpy(tensor):
+            return tensor.detach().cpu().numpy().astype(dtype, copy=False)
+
+        self.weights_ = as_numpy(parameters.weights)
+        self.means_ = as_numpy(parameters.means)
+        self.covariances_ = as_numpy(parameters.covariances)
+        self.precisions_cholesky_ = as_numpy(parameters.precisions_cholesky)
+        self.precisions_ = as_numpy(
             precisions_from_cholesky(
                 parameters.precisions_cholesky, parameters.covariance_type
             )
@@ -609,7 +642,7 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
             covariances=as_tensor(self.covariances_),
             precisions_cholesky=as_tensor(self.precisions_cholesky_),
             covariance_type=self.covariance_type,
-            active=np.asarray(self.active_components_),
+            active=host_array(self.active_components_),
         )
 
     # ---------------------------------------------------------- inference
@@ -777,7 +810,9 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
             Lower is better.
         """
         n_samples = np.shape(X)[0]
-        return -2 * self.score(X) * n_samples + self._n_parameters() * np.log(n_samples)
+        return float(
+            -2 * self.score(X) * n_samples + self._n_parameters() * np.log(n_samples)
+        )
 
     def aic(self, X):
         """Akaike information criterion, counting only surviving components.
@@ -791,4 +826,4 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
         float
             Lower is better.
         """
-        return -2 * self.score(X) * np.shape(X)[0] + 2 * self._n_parameters()
+        return float(-2 * self.score(X) * np.shape(X)[0] + 2 * self._n_parameters())

@@ -38,6 +38,7 @@ __all__ = [
     "TorchInput",
     "array_api_dispatch",
     "host_array",
+    "in_memory_input_for",
     "input_for",
 ]
 
@@ -61,3 +62,17 @@ def input_for(X, sample_weight=None) -> Input:
     if isinstance(X, torch.Tensor):
         return _TORCH
     return _NUMPY
+
+
+def in_memory_input_for(X) -> Input:
+    """The :class:`Input` for ``X`` where the data must be in memory.
+
+    As :func:`input_for`, except that a Dask array is the NumPy input's:
+    ``validate_data`` computes it into a NumPy array (cross-validation
+    indexes folds of rows).
+
+    Returns
+    -------
+    Input
+    """
+    return _TORCH if isinstance(X, torch.Tensor) else _NUMPY

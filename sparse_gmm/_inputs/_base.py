@@ -204,14 +204,22 @@ class Input(ABC):
             where the array API dispatch asks for it.
         """
 
-    def fitted_array(self, X):
-        """The conversion of a fitted parameter tensor to a fitted attribute.
+    def numpy_dtype(self, X):
+        """The NumPy dtype of ``X``: the fitted parameters' dtype."""
+        return np.dtype(X.dtype)
 
-        Returns
-        -------
-        callable
-            ``torch.Tensor -> array``: a NumPy array in ``X``'s dtype unless
-            the kind of input says otherwise.
+    def place_fitted(self, estimator, X):
+        """Put the fitted arrays where :meth:`as_output` puts results for ``X``.
+
+        Every numeric NumPy attribute of the fitted ``estimator`` (its name
+        ending in ``_``) becomes what :meth:`as_output` makes of it: as
+        scikit-learn's array API convention asks, all of them follow the
+        training data's namespace and device, or none does.
         """
-        dtype = np.dtype(X.dtype)
-        return lambda tensor: tensor.detach().cpu().numpy().astype(dtype, copy=False)
+        for name, value in list(vars(estimator).items()):
+            if (
+                name.endswith("_")
+                and isinstance(value, np.ndarray)
+                and value.dtype.kind in "biuf"
+            ):
+                setattr(estimator, name, self.as_output(value, X))

@@ -9,10 +9,10 @@ own memory on the CPU, one copy to the host for a GPU tensor.
 
 Results follow scikit-learn's array API convention. Under
 ``sklearn.config_context(array_api_dispatch=True)`` the per-sample results,
-``sample``'s draws and the fitted parameters (``weights_``, ``means_``,
-``covariances_``, ``precisions_``, ``precisions_cholesky_``) are tensors on
-the input's device, as GaussianMixture returns them; without it they are
-NumPy arrays, as scikit-learn returns for any input when dispatch is off. A
+``sample``'s draws and every fitted array (``weights_``, ``means_``, ...,
+``active_components_`` and the curves) are tensors on the input's device, as
+GaussianMixture returns them; without it they are NumPy arrays, as
+scikit-learn returns for any input when dispatch is off. A
 CUDA tensor is accepted either way: without dispatch it is fitted on its GPU
 and the results come back to the host as NumPy arrays (scikit-learn's own
 estimators refuse it there, since NumPy cannot read GPU memory).
@@ -139,8 +139,5 @@ class TorchInput(Input):
             return torch.as_tensor(result, device=like.device)
         return host_array(result)
 
-    def fitted_array(self, X):
-        if array_api_dispatch():
-            return lambda tensor: tensor.detach().to(device=X.device, dtype=X.dtype)
-        dtype = _numpy_dtype(X.dtype)
-        return lambda tensor: host_array(tensor).astype(dtype, copy=False)
+    def numpy_dtype(self, X):
+        return _numpy_dtype(X.dtype)
