@@ -355,7 +355,7 @@ class DaskInput(Input):
         return sample_rows(X, sample_weight, n_components, random_state)
 
     def weighted_mean(self, values, sample_weight):
-        """Computed on the workers, with the weights' values checked there."""
+        """Computed on the workers."""
         weights = sample_weight.astype(np.float64)
         total, weighted = import_dask().dask.compute(
             weights.sum(), (weights * values.astype(np.float64)).sum()
