@@ -15,13 +15,10 @@ from sklearn.metrics import check_scoring, get_scorer_names
 from sklearn.model_selection import KFold, check_cv
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import (
-    _check_sample_weight,
-    check_is_fitted,
-    validate_data,
-)
+from sklearn.utils.validation import check_is_fitted
 
 from ._estimator import SparseGaussianMixture
+from ._inputs import in_memory_input_for
 from ._model_size import auto_sparsity
 
 _SHARED_PARAMETERS = (
@@ -507,12 +504,13 @@ class SparseGaussianMixtureCV(DensityMixin, BaseEstimator):
         -------
         self : SparseGaussianMixtureCV
         """
-        X = validate_data(self, X, dtype=(np.float64, np.float32), ensure_min_samples=2)
+        # A tensor stays one (the folds are tensors on its device); anything
+        # else, a Dask array included, becomes a NumPy array.
+        data = in_memory_input_for(X)
+        X = data.check_samples(self, X, reset=True, ensure_min_samples=2)
         if sample_weight is not None:
-            sample_weight = _check_sample_weight(
-                sample_weight, X, dtype=X.dtype, ensure_non_negative=True
-            )
-        total_weight = len(X) if sample_weight is None else float(np.sum(sample_weight))
+            sample_weight = data.check_sample_weight(sample_weight, X)
+        total_weight = len(X) if sample_weight is None else float(sample_weight.sum())
         # One seed for every fold and the refit, drawn once: the folds then
         # differ by their data only, as in GridSearchCV with a fixed seed.
         seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)

@@ -12,20 +12,9 @@ from sklearn.base import BaseEstimator, DensityMixin, _fit_context
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
-from sklearn.utils.validation import (
-    _check_sample_weight,
-    check_is_fitted,
-    validate_data,
-)
+from sklearn.utils.validation import check_is_fitted
 
 from ._covariance_prior import resolve_covariance_prior
-from ._dask import import_dask, is_dask_collection
-from ._dask_sampling import sample_rows
-from ._dask_validation import (
-    check_dask_array,
-    check_dask_sample_weight,
-    check_dask_values,
-)
 from ._gaussian import (
     COVARIANCE_TYPES,
     MixtureParameters,
@@ -34,6 +23,7 @@ from ._gaussian import (
     precisions_from_cholesky,
 )
 from ._initialization import initial_parameters
+from ._inputs import host_array, input_for
 from ._model_size import auto_sparsity, min_component_count
 from ._objective import SparseObjective
 from ._validation import (
@@ -42,14 +32,10 @@ from ._validation import (
     check_precisions_init,
     check_weights_init,
 )
-from .engines import make_engine
 from .engines._base import as_shared_tensor
-from .engines._dask import DaskEngine
 from .exceptions import DegenerateComponentWarning
 from .penalties import check_mm_prior, resolve_prior
 from .solvers import SOLVERS, ProgressReport, make_solver
-
-_FLOAT_DTYPES = (np.float64, np.float32)
 
 
 def _full_covariances(covariances, covariance_type, n_components, n_features):
@@ -66,17 +52,6 @@ def _full_covariances(covariances, covariance_type, n_components, n_features):
     if covariance_type == "diag":
         return np.einsum("jd,de->jde", covariances, np.eye(n_features))
     return covariances[:, None, None] * np.eye(n_features)
-
-
-def _as_output(result):
-    """An engine's per-sample result as a method returns it.
-
-    A torch tensor becomes a NumPy array; a Dask array (from the Dask
-    engine) stays a lazy Dask array, as dask-ml's estimators return them.
-    """
-    if is_dask_collection(result):
-        return result
-    return result.cpu().numpy()
 
 
 class SparseGaussianMixture(DensityMixin, BaseEstimator):
@@ -200,9 +175,11 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
         half the memory); torch otherwise. When KeOps cannot run, 'auto'
         falls back to torch with one ``EngineFallbackWarning``.
     device : {'auto', 'cpu', 'cuda'} or str, default='auto'
-        Torch device ('cuda:1' works too); 'auto' is CUDA when available.
-        For Dask input it is the workers' device, resolved on each worker
-        ('auto': a worker's GPU if it has one); the client needs no GPU.
+        Torch device ('cuda:1' works too); 'auto' is CUDA when available,
+        and a torch tensor's own device for tensor input (a CUDA tensor is
+        fitted on its GPU). For Dask input it is the workers' device,
+        resolved on each worker ('auto': a worker's GPU if it has one); the
+        client needs no GPU.
     random_state : int, RandomState instance or None, default=None
     warm_start : bool, default=False
         Start the next ``fit`` from the current surviving components.
@@ -214,13 +191,16 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
 
     Attributes
     ----------
-    weights_ : ndarray of shape (n_components_,)
-    means_ : ndarray of shape (n_components_, n_features)
-    covariances_ : ndarray
-    precisions_ : ndarray
-    precisions_cholesky_ : ndarray
+    weights_ : ndarray or torch.Tensor of shape (n_components_,)
+    means_ : ndarray or torch.Tensor of shape (n_components_, n_features)
+    covariances_ : ndarray or torch.Tensor
+    precisions_ : ndarray or torch.Tensor
+    precisions_cholesky_ : ndarray or torch.Tensor
         Same conventions and shapes as GaussianMixture's, over the surviving
-        components, in the dtype of the training data.
+        components, in the dtype of the training data. These and the other
+        fitted arrays are tensors on the training data's device when a
+        tensor was fitted under scikit-learn's ``array_api_dispatch``
+        (Notes), NumPy arrays otherwise.
     n_components_ : int
         Number of surviving components.
     active_components_ : ndarray of shape (n_components_,)
@@ -262,6 +242,22 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
     the worker that holds it and the M-step here, with the same iterates as
     in memory, with every solver; the per-sample methods return lazy Dask
     arrays. The fitted attributes are NumPy arrays either way.
+
+    They also take a ``torch.Tensor``, on the CPU or a GPU, which goes to the
+    engine without a copy (cast to float64 only if it is neither float32 nor
+    float64); ``device='auto'`` computes on its device. As in
+    :class:`sklearn.mixture.GaussianMixture`, under
+    ``sklearn.config_context(array_api_dispatch=True)`` (which needs the
+    environment variable ``SCIPY_ARRAY_API=1`` before scipy is imported) the
+    per-sample results, ``sample``'s draws and every fitted array
+    (``weights_``, ``means_``, ``covariances_``, ``precisions_``,
+    ``precisions_cholesky_``, ``active_components_`` and the curves) are
+    tensors on the input's device, while ``score``, ``bic`` and ``aic`` are
+    Python floats. Without dispatch the results
+    are NumPy arrays, as scikit-learn returns them; a CUDA tensor is still
+    fitted on its GPU (where scikit-learn's own estimators refuse it). Only
+    the initialisation sees the samples as a NumPy array: a view of a CPU
+    tensor, a copy on the host of a GPU one.
 
     Examples
     --------
@@ -369,8 +365,10 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array-like or dask.array.Array of shape (n_samples, n_features)
-            A Dask array is fitted where its blocks are: each iteration
+        X : array-like, torch.Tensor or dask.array.Array of shape \
+                (n_samples, n_features)
+            A tensor is fitted on its device, without a copy (Notes). A
+            Dask array is fitted where its blocks are: each iteration
             computes every block's E-step sums on its worker (with ``engine``
             on ``device``, resolved by each worker) and the M-step runs here,
             so the iterates are the in-memory ones. The initialisation runs
@@ -380,8 +378,8 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
             sample. Persist X first (``X.persist()``) unless its blocks are
             cheap to recompute: every iteration reads all of them.
         y : Ignored
-        sample_weight : array-like or dask.array.Array of shape (n_samples,), \
-                default=None
+        sample_weight : array-like, torch.Tensor or dask.array.Array of \
+                shape (n_samples,), default=None
             Non-negative weights; weight 2 counts a sample twice. With a Dask
             X, a Dask array chunked like X's rows (it is rechunked otherwise)
             or an in-memory array.
@@ -420,40 +418,22 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
 
     def _fit(self, X, sample_weight):
         warm = self.warm_start and hasattr(self, "converged_")
-        on_dask = is_dask_collection(X) or is_dask_collection(sample_weight)
-        if on_dask:
-            X, sample_weight, engine = self._dask_training_data(
-                X, sample_weight, reset=not warm
-            )
-        else:
-            X = validate_data(
-                self, X, dtype=_FLOAT_DTYPES, ensure_min_samples=2, reset=not warm
-            )
-            check_enough_samples(X.shape[0], self.n_components)
-            sample_weight = _check_sample_weight(
-                sample_weight, X, dtype=X.dtype, ensure_non_negative=True
-            )
-            engine = make_engine(
-                self.engine,
-                self.device,
-                shape=(X.shape[0], self.n_components, X.shape[1]),
-                verbose=self.verbose,
-            )
+        data = input_for(X, sample_weight)
+        X, sample_weight = data.training_data(self, X, sample_weight, reset=not warm)
+        check_enough_samples(X.shape[0], self.n_components)
+        engine = data.make_engine(self, X, self.n_components, verbose=self.verbose)
         X_device = engine.as_tensor(X)
         weight_device = engine.as_tensor(sample_weight)
         prior = resolve_prior(self.prior)
         random_state = check_random_state(self.random_state)
         user_init = self._checked_user_init(X.shape[1])
-        init_X, init_weight = X, sample_weight
-        if on_dask and not warm:
-            # The initialisations run in memory, on a sample of the rows; with
-            # all three starting parameters given they need no samples at all.
-            needs_rows = any(value is None for value in user_init.values())
-            init_X, init_weight = (
-                sample_rows(X, sample_weight, self.n_components, random_state)
-                if needs_rows
-                else (None, None)
-            )
+        init_X, init_weight = data.initialisation_sample(
+            X,
+            sample_weight,
+            n_components=self.n_components,
+            random_state=random_state,
+            needs_rows=not warm and any(value is None for value in user_init.values()),
+        )
         objective = self._objective(X, sample_weight, init_X, init_weight, prior)
         if self.solver == "em" and objective.sparsity > 0:
             check_mm_prior(prior)
@@ -506,10 +486,17 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
                 ConvergenceWarning,
                 stacklevel=3,
             )
-        self._set_fitted(best, X.dtype)
+        self._set_fitted(best, data.numpy_dtype(X))
         self.sparsity_ = objective.sparsity
         self.engine_ = engine.name
+        data.place_fitted(self, X)
         self._warn_degenerate(best.parameters)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        # Tensors in, tensors out under array_api_dispatch (Notes).
+        tags.array_api_support = True
+        return tags
 
     def _relaxed_refit(self, best, X, sample_weight, engine, objective, report):
         """Maximum likelihood over the chosen components, from the sparse fit.
@@ -602,27 +589,6 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
                 stacklevel=4,
             )
 
-    def _dask_training_data(self, X, sample_weight, reset):
-        """Dask training data, checked, and the engine that computes on its blocks.
-
-        Returns
-        -------
-        X : dask.array.Array of shape (n_samples, n_features)
-        sample_weight : dask.array.Array of shape (n_samples,)
-        engine : DaskEngine
-        """
-        if not is_dask_collection(X):
-            raise ValueError(
-                "sample_weight is a Dask array but X is not: pass X as a Dask "
-                "array chunked like sample_weight, or sample_weight in memory."
-            )
-        X = check_dask_array(self, X, reset=reset, ensure_min_samples=2)
-        check_enough_samples(X.shape[0], self.n_components)
-        sample_weight = check_dask_sample_weight(sample_weight, X)
-        engine = DaskEngine(self.engine, self.device, self.verbose)
-        check_dask_values(X, sample_weight)
-        return X, sample_weight, engine
-
     def _checked_user_init(self, n_features):
         checks = {
             "weights_init": lambda v: check_weights_init(v, self.n_components),
@@ -631,8 +597,11 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
                 v, self.covariance_type, self.n_components, n_features
             ),
         }
+        # Tensors (as array API users pass them) are checked on the host.
         return {
-            name: None if getattr(self, name) is None else check(getattr(self, name))
+            name: None
+            if getattr(self, name) is None
+            else check(host_array(getattr(self, name)))
             for name, check in checks.items()
         }
 
@@ -673,121 +642,110 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
             covariances=as_tensor(self.covariances_),
             precisions_cholesky=as_tensor(self.precisions_cholesky_),
             covariance_type=self.covariance_type,
-            active=np.asarray(self.active_components_),
+            active=host_array(self.active_components_),
         )
 
     # ---------------------------------------------------------- inference
 
     def _engine_inputs(self, X):
-        """Validated ``X`` on the engine's device, with the fitted parameters.
+        """Checked ``X``, the engine for it, and what it computes with.
 
-        A Dask array stays one, with an engine that computes on its blocks.
+        Returns
+        -------
+        data : Input
+            The kind of ``X`` (:func:`sparse_gmm._inputs.input_for`).
+        engine : Engine
+        X_engine : array of shape (n_samples, n_features)
+            ``X`` as the engine takes it (a Dask array stays one).
+        parameters : MixtureParameters
+            The fitted mixture on the engine's device.
         """
         check_is_fitted(self)
-        if is_dask_collection(X):
-            X = check_dask_array(self, X, reset=False)
-            engine = DaskEngine(self.engine, self.device)
-        else:
-            X = validate_data(self, X, dtype=_FLOAT_DTYPES, reset=False)
-            engine = make_engine(
-                self.engine,
-                self.device,
-                shape=(X.shape[0], self.n_components_, X.shape[1]),
-            )
-        return engine, engine.as_tensor(X), self._fitted_parameters(engine.device)
+        data = input_for(X)
+        X = data.check_samples(self, X, reset=False)
+        engine = data.make_engine(self, X, self.n_components_)
+        return data, engine, engine.as_tensor(X), self._fitted_parameters(engine.device)
 
     def score_samples(self, X):
         """Log-density of each sample under the fitted mixture.
 
         Parameters
         ----------
-        X : array-like or dask.array.Array of shape (n_samples, n_features)
+        X : array-like, torch.Tensor or dask.array.Array of shape \
+                (n_samples, n_features)
 
         Returns
         -------
-        log_density : ndarray or dask.array.Array of shape (n_samples,)
-            The exact ``log p(x)``, normalising constants included. For a Dask
-            X, a lazy Dask array chunked like X's rows (as dask-ml returns
-            them); a block with NaN or infinity raises a ValueError when it
-            is computed.
+        log_density : ndarray, torch.Tensor or dask.array.Array of shape \
+                (n_samples,)
+            The exact ``log p(x)``, normalising constants included. A tensor
+            on X's device for a tensor X under scikit-learn's
+            ``array_api_dispatch``. For a Dask X, a lazy Dask array chunked
+            like X's rows (as dask-ml returns them); a block with NaN or
+            infinity raises a ValueError when it is computed.
         """
-        engine, X_device, parameters = self._engine_inputs(X)
-        return _as_output(engine.score_samples(X_device, parameters))
+        data, engine, X_engine, parameters = self._engine_inputs(X)
+        return data.as_output(engine.score_samples(X_engine, parameters), X)
 
     def score(self, X, y=None, sample_weight=None):
         """Weighted mean log-likelihood of ``X`` (what GridSearchCV maximises).
 
         Parameters
         ----------
-        X : array-like or dask.array.Array of shape (n_samples, n_features)
+        X : array-like, torch.Tensor or dask.array.Array of shape \
+                (n_samples, n_features)
         y : Ignored
-        sample_weight : array-like or dask.array.Array of shape (n_samples,), \
-                default=None
+        sample_weight : array-like, torch.Tensor or dask.array.Array of \
+                shape (n_samples,), default=None
 
         Returns
         -------
         float
-            Computed on the workers for a Dask X.
+            Computed on the workers for a Dask X, on X's device for a tensor.
         """
-        if is_dask_collection(X) or is_dask_collection(sample_weight):
-            return self._dask_score(X, sample_weight)
-        log_density = self.score_samples(X)
-        return float(np.average(log_density.astype(np.float64), weights=sample_weight))
-
-    def _dask_score(self, X, sample_weight):
-        """``score`` of a Dask array, computed on the workers; a float."""
-        if not is_dask_collection(X):
-            raise ValueError(
-                "sample_weight is a Dask array but X is not: pass X as a Dask "
-                "array chunked like sample_weight, or sample_weight in memory."
-            )
         check_is_fitted(self)
-        X = check_dask_array(self, X, reset=False)
-        weights = check_dask_sample_weight(sample_weight, X).astype(np.float64)
-        log_density = self.score_samples(X).astype(np.float64)
-        total, weighted = import_dask().dask.compute(
-            weights.sum(), (weights * log_density).sum()
+        data = input_for(X, sample_weight)
+        X = data.check_samples(self, X, reset=False)
+        sample_weight = data.check_sample_weight(sample_weight, X)
+        engine = data.make_engine(self, X, self.n_components_)
+        log_density = engine.score_samples(
+            engine.as_tensor(X), self._fitted_parameters(engine.device)
         )
-        if not total > 0:
-            raise ValueError("sample_weight sums to zero: no sample would count.")
-        return float(weighted / total)
+        return data.weighted_mean(log_density, sample_weight)
 
     def predict_proba(self, X):
         """Posterior probability of each surviving component for each sample.
 
         Parameters
         ----------
-        X : array-like or dask.array.Array of shape (n_samples, n_features)
+        X : array-like, torch.Tensor or dask.array.Array of shape \
+                (n_samples, n_features)
 
         Returns
         -------
-        ndarray or dask.array.Array of shape (n_samples, n_components_)
-            Lazy, chunked like X's rows, for a Dask X.
+        ndarray, torch.Tensor or dask.array.Array of shape \
+                (n_samples, n_components_)
+            As :meth:`score_samples` returns them.
         """
-        engine, X_device, parameters = self._engine_inputs(X)
-        log_responsibilities = engine.log_responsibilities(X_device, parameters)
-        if is_dask_collection(log_responsibilities):
-            # NumPy's exp on a Dask array is Dask's: lazy, block by block.
-            return np.exp(log_responsibilities)
-        # In place: the (n_samples, n_components) result is the one large
-        # array, and a second one would double the memory of the call
-        # (benchmarks/bench_predict_memory.py).
-        return log_responsibilities.exp_().cpu().numpy()
+        data, engine, X_engine, parameters = self._engine_inputs(X)
+        return data.as_output(engine.responsibilities(X_engine, parameters), X)
 
     def predict(self, X):
         """Most likely surviving component of each sample.
 
         Parameters
         ----------
-        X : array-like or dask.array.Array of shape (n_samples, n_features)
+        X : array-like, torch.Tensor or dask.array.Array of shape \
+                (n_samples, n_features)
 
         Returns
         -------
-        labels : ndarray or dask.array.Array of shape (n_samples,)
-            Lazy, chunked like X's rows, for a Dask X.
+        labels : ndarray, torch.Tensor or dask.array.Array of shape \
+                (n_samples,)
+            int64, as :meth:`score_samples` returns them.
         """
-        engine, X_device, parameters = self._engine_inputs(X)
-        return _as_output(engine.most_likely_component(X_device, parameters))
+        data, engine, X_engine, parameters = self._engine_inputs(X)
+        return data.as_output(engine.most_likely_component(X_engine, parameters), X)
 
     def sample(self, n_samples=1):
         """Draw samples from the fitted mixture.
@@ -798,9 +756,13 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
 
         Returns
         -------
-        X : ndarray of shape (n_samples, n_features)
-        y : ndarray of shape (n_samples,)
-            The component each sample was drawn from.
+        X : ndarray or torch.Tensor of shape (n_samples, n_features)
+            In the fitted parameters' dtype.
+        y : ndarray or torch.Tensor of shape (n_samples,)
+            The component each sample was drawn from. Both are tensors on
+            ``means_``'s device when the fit made ``means_`` a tensor and
+            scikit-learn's ``array_api_dispatch`` is on, as in
+            GaussianMixture.
         """
         check_is_fitted(self)
         if n_samples < 1:
@@ -808,23 +770,27 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
                 f"Invalid value for 'n_samples': {n_samples}. The sampling requires "
                 "at least one sample."
             )
+        weights, means, covariances = (
+            host_array(attribute)
+            for attribute in (self.weights_, self.means_, self.covariances_)
+        )
         rng = check_random_state(self.random_state)
-        counts = rng.multinomial(n_samples, self.weights_.astype(np.float64))
+        counts = rng.multinomial(n_samples, weights.astype(np.float64))
         covariances = _full_covariances(
-            self.covariances_.astype(np.float64),
+            covariances.astype(np.float64),
             self.covariance_type,
             self.n_components_,
-            self.means_.shape[1],
+            means.shape[1],
         )
         samples = [
             rng.multivariate_normal(mean, covariance, count)
-            for mean, covariance, count in zip(
-                self.means_, covariances, counts, strict=True
-            )
+            for mean, covariance, count in zip(means, covariances, counts, strict=True)
         ]
-        X = np.vstack(samples).astype(self.means_.dtype, copy=False)
+        X = np.vstack(samples).astype(means.dtype, copy=False)
         y = np.repeat(np.arange(self.n_components_), counts)
-        return X, y
+        # The draws follow the fitted attributes' kind, as GaussianMixture's do.
+        data = input_for(self.means_)
+        return data.as_output(X, self.means_), data.as_output(y, self.means_)
 
     def _n_parameters(self):
         return n_parameters(
@@ -844,7 +810,9 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
             Lower is better.
         """
         n_samples = np.shape(X)[0]
-        return -2 * self.score(X) * n_samples + self._n_parameters() * np.log(n_samples)
+        return float(
+            -2 * self.score(X) * n_samples + self._n_parameters() * np.log(n_samples)
+        )
 
     def aic(self, X):
         """Akaike information criterion, counting only surviving components.
@@ -858,4 +826,4 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
         float
             Lower is better.
         """
-        return -2 * self.score(X) * np.shape(X)[0] + 2 * self._n_parameters()
+        return float(-2 * self.score(X) * np.shape(X)[0] + 2 * self._n_parameters())

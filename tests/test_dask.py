@@ -18,7 +18,7 @@ from sklearn.exceptions import ConvergenceWarning
 
 import sparse_gmm
 from sparse_gmm import SparseGaussianMixture
-from sparse_gmm import _dask_sampling as dask_sampling
+from sparse_gmm._inputs import _dask as dask_input
 from sparse_gmm.engines import _dask as dask_engine
 
 from .conftest import explicit_start, gaussian_mixture_sample
@@ -172,8 +172,8 @@ def test_default_initialisation_of_a_small_array_is_the_in_memory_one(
 
 def test_initialisation_from_a_sample_of_the_rows(synchronous, data, monkeypatch):
     X, weights = data
-    monkeypatch.setattr(dask_sampling, "INIT_SAMPLE_ROWS", 300)
-    rows, row_weights = dask_sampling.sample_rows(
+    monkeypatch.setattr(dask_input, "INIT_SAMPLE_ROWS", 300)
+    rows, row_weights = dask_input.sample_rows(
         _blocks(X), _blocks(weights), N_COMPONENTS, np.random.RandomState(0)
     )
     assert rows.shape == (300, 2) and row_weights.shape == (300,)
@@ -181,7 +181,7 @@ def test_initialisation_from_a_sample_of_the_rows(synchronous, data, monkeypatch
     index = np.flatnonzero(np.isin(X[:, 0], rows[:, 0]))
     assert_array_equal(X[index], rows)
     assert_array_equal(weights[index], row_weights)
-    again, _ = dask_sampling.sample_rows(
+    again, _ = dask_input.sample_rows(
         _blocks(X), _blocks(weights), N_COMPONENTS, np.random.RandomState(0)
     )
     assert_array_equal(again, rows)
@@ -200,7 +200,7 @@ def test_sampled_row_indices_are_uniform_and_distinct():
     rng = np.random.RandomState(0)
     counts = {}
     for _ in range(4000):
-        indices = dask_sampling.distinct_sorted_indices(6, 3, rng)
+        indices = dask_input.distinct_sorted_indices(6, 3, rng)
         assert len(set(indices)) == 3 and np.all(np.diff(indices) > 0)
         counts[tuple(indices)] = counts.get(tuple(indices), 0) + 1
     # All 20 subsets of 3 among 6, each about 200 times (a binomial's sd is 14).

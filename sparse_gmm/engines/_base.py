@@ -49,14 +49,17 @@ def as_shared_tensor(array) -> torch.Tensor:
 
     Parameters
     ----------
-    array : array-like
-        Copied only if it is not a C-contiguous NumPy array.
+    array : array-like or torch.Tensor
+        A tensor is returned as it is; anything else is copied only if it is
+        not a C-contiguous NumPy array.
 
     Returns
     -------
     torch.Tensor
         Same shape and dtype.
     """
+    if isinstance(array, torch.Tensor):
+        return array
     array = np.ascontiguousarray(array)
     if array.flags.writeable:
         return torch.from_numpy(array)
@@ -146,6 +149,13 @@ class Engine(ABC):
     @abstractmethod
     def log_responsibilities(self, X, parameters: MixtureParameters) -> torch.Tensor:
         """``log r_ij``, shape (n_samples, n_components)."""
+
+    def responsibilities(self, X, parameters: MixtureParameters) -> torch.Tensor:
+        """``r_ij``, shape (n_samples, n_components)."""
+        # In place: the (n_samples, n_components) result is the one large
+        # array, and a second one would double the memory of the call
+        # (benchmarks/bench_predict_memory.py).
+        return self.log_responsibilities(X, parameters).exp_()
 
     @abstractmethod
     def most_likely_component(self, X, parameters: MixtureParameters) -> torch.Tensor:

@@ -33,9 +33,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .._dask import distributed_client, import_dask, is_dask_collection
-from .._dask_validation import NON_FINITE_X
 from .._gaussian import MixtureParameters
+from .._inputs._base import NON_FINITE_X
+from .._inputs._dask import distributed_client, import_dask, is_dask_collection
 from .._moments import n_moment_features
 from . import make_engine
 from ._base import (
@@ -317,6 +317,10 @@ class DaskEngine(Engine):
             dtype=X.dtype,
             meta=np.empty((0, 0), dtype=X.dtype),
         )
+
+    def responsibilities(self, X, parameters):
+        # NumPy's exp on a Dask array is Dask's: lazy, block by block.
+        return np.exp(self.log_responsibilities(X, parameters))
 
     def most_likely_component(self, X, parameters):
         return X.map_blocks(
