@@ -92,28 +92,17 @@ that implies for ``engine='auto'`` on the CPU.
 
 Findings (two-core AMD EPYC VM, load average 1-2.4 from other work)
 --------------------------------------------------------------------
-Numbers from ``benchmarks/results/bench_engines.txt``. The dense torch engine
-is the fastest engine at ``M = 100`` everywhere: 1.7-9x faster than KeOps
-(5-9x at ``D = 8``, where KeOps runs at 12-28x the arithmetic floor while
-torch stays within 1.8-5x of it at ``M = 100``) and 12-24x faster than
-scikit-learn at ``N >= 1e5`` (float64, ``N = 1e6``: 1.19 s against 14.0 s per
-iteration at ``D = 2``, 2.11 s against 26.5 s at ``D = 8``). At ``M = 10`` the
-two engines are within 2.6x of each other and KeOps wins at ``N = 1e6`` (0.17
-against 0.18 s float32 and 0.23 against 0.35 s float64 at ``D = 2``; 1.39
-against 1.68 s float64 at ``D = 8``), by at most 1.6x: there torch runs at
-7-24x the floor, because building the moment features ``phi`` costs per
-sample, whatever ``M``. KeOps' float32 ranges from 1.5x slower (small ``N``)
-to 1.7x faster (``N = 1e6, D = 8``) than its float64; torch's float32 is
-1.3-1.9x faster than its float64 at ``M = 100``. Peak memory at ``N = 1e6``:
-torch 438-607 MiB, KeOps 374-511 MiB, scikit-learn 635-689 MiB at ``M = 10``
-and 4.8 GB at ``M = 100``. Rule for ``engine='auto'`` on the CPU (see
-``sparse_gmm.engines``): KeOps for ``N >= 1e6``, ``M <= 10``, ``D <= 8``, where
-it took 0.6x-1.1x torch's time at about half its memory (a fit there repays a
-compile of 5-25 s per new ``(D, dtype)`` formula, paid once per machine);
-torch elsewhere, where it was faster by up to 9x. No GPU was lent to the
-sessions that ran this benchmark, so the KeOps GPU engine against dense torch
-on the GPU is unmeasured; 'auto' picks KeOps on CUDA by design (no
-``chunk x M`` blocks through memory), not by measurement.
+Numbers from ``benchmarks/results/bench_engines.txt`` (``--threads 1``, both
+dtypes measured side by side on a shared machine): the dense torch engine was
+the fastest per iteration in all 24 cells, KeOps taking 1.1x to 10x its time
+in float64 and 1.3x to 20x in float32; KeOps came closest at ``N = 1e6, M =
+10`` (1.1x to 1.8x), where its fits needed 27-45% less memory than torch's.
+Hence the rule for ``engine='auto'`` (see ``sparse_gmm.engines``): torch on
+the CPU in either dtype; KeOps only on CUDA, by design (no ``chunk x M``
+blocks through memory), not by measurement: no GPU was lent to the sessions
+that ran this benchmark. An earlier two-thread run (before results named
+their commit) had KeOps at 0.6x-1.1x torch's time at ``N = 1e6, M <= 10``,
+which one thread per engine did not reproduce.
 """
 
 from __future__ import annotations

@@ -421,7 +421,7 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
         data = input_for(X, sample_weight)
         X, sample_weight = data.training_data(self, X, sample_weight, reset=not warm)
         check_enough_samples(X.shape[0], self.n_components)
-        engine = data.make_engine(self, X, self.n_components, verbose=self.verbose)
+        engine = data.make_engine(self, X, verbose=self.verbose)
         X_device = engine.as_tensor(X)
         weight_device = engine.as_tensor(sample_weight)
         prior = resolve_prior(self.prior)
@@ -663,7 +663,7 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
         check_is_fitted(self)
         data = input_for(X)
         X = data.check_samples(self, X, reset=False)
-        engine = data.make_engine(self, X, self.n_components_)
+        engine = data.make_engine(self, X)
         return data, engine, engine.as_tensor(X), self._fitted_parameters(engine.device)
 
     def score_samples(self, X):
@@ -707,7 +707,7 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
         data = input_for(X, sample_weight)
         X = data.check_samples(self, X, reset=False)
         sample_weight = data.check_sample_weight(sample_weight, X)
-        engine = data.make_engine(self, X, self.n_components_)
+        engine = data.make_engine(self, X)
         log_density = engine.score_samples(
             engine.as_tensor(X), self._fitted_parameters(engine.device)
         )

@@ -35,6 +35,12 @@ def keops_installed(monkeypatch):
 
 
 @pytest.fixture
+def keops_chosen(keops_installed, monkeypatch):
+    """'auto' choosing KeOps on the CPU, as it does on a CUDA device."""
+    monkeypatch.setattr(engines, "choose_engine", lambda device: "keops")
+
+
+@pytest.fixture
 def keops_broken(monkeypatch):
     """KeOps as on a machine where it cannot compile: its first use raises."""
 
@@ -44,31 +50,24 @@ def keops_broken(monkeypatch):
     monkeypatch.setattr(_keops, "_keops", broken)
 
 
-@pytest.mark.parametrize(
-    ("shape", "device", "expected"),
-    [
-        ((10_000, 20, 2), CPU, "torch"),
-        ((1_000_000, 100, 2), CPU, "torch"),
-        ((1_000_000, 10, 9), CPU, "torch"),
-        ((999_999, 10, 2), CPU, "torch"),
-        ((1_000_000, 10, 2), CPU, "keops"),
-        ((2_000_000, 3, 8), CPU, "keops"),
-        ((10_000, 20, 2), CUDA, "keops"),
-    ],
-)
-def test_auto_rule_follows_the_measured_cells(keops_installed, shape, device, expected):
-    assert choose_engine(*shape, device) == expected
+@pytest.mark.parametrize(("device", "expected"), [(CPU, "torch"), (CUDA, "keops")])
+def test_auto_rule_follows_the_measured_cells(keops_installed, device, expected):
+    # benchmarks/results/bench_engines.txt: torch was faster on the CPU in
+    # every cell measured, in float32 and float64.
+    assert choose_engine(device) == expected
+    if device == CPU:
+        assert make_engine("auto", device).name == "torch"
 
 
 def test_auto_picks_torch_without_pykeops(monkeypatch):
     monkeypatch.setattr(engines.importlib.util, "find_spec", lambda name: None)
-    assert choose_engine(1_000_000, 10, 2, CUDA) == "torch"
-    assert make_engine("auto", "cpu", shape=(1_000_000, 10, 2)).name == "torch"
+    assert choose_engine(CUDA) == "torch"
+    assert make_engine("auto", "cpu").name == "torch"
 
 
 def test_auto_stops_choosing_keops_once_it_failed(keops_installed, monkeypatch):
     monkeypatch.setattr(_fallback, "_keops_failure", KeOpsUnavailableError("x"))
-    assert choose_engine(1_000_000, 10, 2, CUDA) == "torch"
+    assert choose_engine(CUDA) == "torch"
 
 
 def _fit(X, engine):
@@ -77,10 +76,7 @@ def _fit(X, engine):
     ).fit(X)
 
 
-def test_auto_falls_back_to_torch_with_one_warning(
-    keops_installed, keops_broken, monkeypatch
-):
-    monkeypatch.setattr(engines, "KEOPS_MIN_SAMPLES_CPU", 100)
+def test_auto_falls_back_to_torch_with_one_warning(keops_chosen, keops_broken):
     X, _ = gaussian_mixture_sample(n_samples=600, n_components=3, n_features=2)
     reference = _fit(X, "torch")
 
@@ -107,14 +103,14 @@ def test_keops_on_request_raises_and_leaves_the_model_unfitted(keops_broken):
     assert not hasattr(model, "weights_")
 
 
-def test_fallback_redoes_each_primitive_exactly(keops_installed, keops_broken):
+def test_fallback_redoes_each_primitive_exactly(keops_chosen, keops_broken):
     X, _ = gaussian_mixture_sample(n_samples=400, n_components=3, n_features=3)
     model = _fit(X, "torch")
     parameters = model._fitted_parameters(CPU)
     X_t = torch.as_tensor(X)
     weight = torch.ones(len(X), dtype=X_t.dtype)
-    torch_engine = make_engine("torch", "cpu", shape=(len(X), 3, 3))
-    auto = make_engine("auto", "cpu", shape=(10**7, 3, 3))
+    torch_engine = make_engine("torch", "cpu")
+    auto = make_engine("auto", "cpu")
     assert isinstance(auto, _fallback.FallbackEngine)
     assert auto.name == "keops"
     expected = torch_engine.statistics(X_t, weight, parameters)
@@ -133,7 +129,7 @@ def test_fallback_redoes_each_primitive_exactly(keops_installed, keops_broken):
     engines.importlib.util.find_spec("pykeops") is None, reason="needs pykeops"
 )
 def test_auto_runs_keops_where_the_rule_picks_it(monkeypatch):
-    monkeypatch.setattr(engines, "KEOPS_MIN_SAMPLES_CPU", 100)
+    monkeypatch.setattr(engines, "choose_engine", lambda device: "keops")
     X, _ = gaussian_mixture_sample(n_samples=600, n_components=3, n_features=2)
     with warnings.catch_warnings():
         warnings.simplefilter("error", EngineFallbackWarning)

@@ -134,7 +134,7 @@ class Input(ABC):
         return X, self.check_sample_weight(sample_weight, X)
 
     @abstractmethod
-    def make_engine(self, estimator, X, n_components, verbose=0) -> Engine:
+    def make_engine(self, estimator, X, verbose=0) -> Engine:
         """The engine that computes on ``X`` with the estimator's settings.
 
         Parameters
@@ -143,8 +143,6 @@ class Input(ABC):
             Its ``engine`` and ``device`` parameters.
         X : array of shape (n_samples, n_features)
             As :meth:`check_samples` returned it.
-        n_components : int
-            Components of the mixture it will compute with (for 'auto').
         verbose : int, default=0
         """
 

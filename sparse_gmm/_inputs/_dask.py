@@ -336,7 +336,7 @@ class DaskInput(Input):
             raise ValueError(ZERO_TOTAL_WEIGHT)
         return X, sample_weight
 
-    def make_engine(self, estimator, X, n_components, verbose=0):
+    def make_engine(self, estimator, X, verbose=0):
         # Imported here: the engine module imports this one.
         from ..engines._dask import DaskEngine
 

@@ -35,13 +35,8 @@ class NumpyInput(Input):
             sample_weight, X, dtype=X.dtype, ensure_non_negative=True
         )
 
-    def make_engine(self, estimator, X, n_components, verbose=0):
-        return make_engine(
-            estimator.engine,
-            estimator.device,
-            shape=(X.shape[0], n_components, X.shape[1]),
-            verbose=verbose,
-        )
+    def make_engine(self, estimator, X, verbose=0):
+        return make_engine(estimator.engine, estimator.device, verbose=verbose)
 
     def initialisation_sample(
         self, X, sample_weight, *, n_components, random_state, needs_rows

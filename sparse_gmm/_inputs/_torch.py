@@ -111,16 +111,11 @@ class TorchInput(Input):
             raise ValueError("Negative values in data passed to `sample_weight`.")
         return weight
 
-    def make_engine(self, estimator, X, n_components, verbose=0):
+    def make_engine(self, estimator, X, verbose=0):
         # 'auto' computes where the tensor is, as geomloss and scikit-learn's
         # array API do; a named device moves the tensor there.
         device = X.device if estimator.device == "auto" else estimator.device
-        return make_engine(
-            estimator.engine,
-            device,
-            shape=(X.shape[0], n_components, X.shape[1]),
-            verbose=verbose,
-        )
+        return make_engine(estimator.engine, device, verbose=verbose)
 
     def initialisation_sample(
         self, X, sample_weight, *, n_components, random_state, needs_rows

@@ -8,19 +8,15 @@
    without the ``chunk x n_components`` blocks that dense torch streams
    through memory. Not yet measured on a GPU by this project
    (``benchmarks/bench_engines.py`` has only run on CPUs).
-3. ``'keops'`` on the CPU when ``n_samples >= KEOPS_MIN_SAMPLES_CPU``
-   (1,000,000), ``n_components <= KEOPS_MAX_COMPONENTS_CPU`` (10) and
-   ``n_features <= KEOPS_MAX_FEATURES_CPU`` (8): the only cells where
-   KeOps matched or beat the chunked torch engine per iteration in an
-   earlier two-thread run of ``benchmarks/bench_engines.py`` (0.6x to 1.1x
-   torch's time), with 27-45% less memory for the fit, and where a fit is
-   long enough to repay a cold compile (about 5 s per formula, once per
-   dimension and dtype, then cached). The one-thread run in
-   ``benchmarks/results/bench_engines.txt`` had torch faster there too
-   (KeOps at 1.1x to 1.8x its time): this point awaits a re-measurement per
-   dtype on an idle machine.
-4. ``'torch'`` otherwise: on the CPU it was faster in every other cell, by
-   up to 20x in the one-thread run.
+3. ``'torch'`` on the CPU. ``benchmarks/bench_engines.py --threads 1``
+   measured both dtypes side by side (``benchmarks/results/bench_engines.txt``):
+   per EM iteration torch was faster in all 24 cells (N from 1e4 to 1e6, M 10
+   and 100, D 2 and 8), by 1.1x to 10x in float64 and 1.3x to 20x in
+   float32, and KeOps would also add a compile of about 5 s per new
+   formula. KeOps' one advantage there, 27-45% less memory for the fit at
+   N = 1e6, M = 10, does not decide it: the torch engine works in chunks, so
+   its memory does not grow with ``n_samples`` either. ``engine='keops'``
+   still runs KeOps on the CPU.
 
 When 'auto' has chosen KeOps and KeOps cannot import, compile or run, the
 call is redone with torch and one :class:`EngineFallbackWarning` is issued
@@ -55,9 +51,6 @@ __all__ = [
 ]
 
 ENGINES = ("auto", "torch", "keops")
-KEOPS_MIN_SAMPLES_CPU = 1_000_000
-KEOPS_MAX_COMPONENTS_CPU = 10
-KEOPS_MAX_FEATURES_CPU = 8
 
 
 def resolve_device(device) -> torch.device:
@@ -85,12 +78,11 @@ def resolve_device(device) -> torch.device:
     return device
 
 
-def choose_engine(n_samples, n_components, n_features, device) -> str:
+def choose_engine(device) -> str:
     """The engine, 'torch' or 'keops', that ``engine='auto'`` picks (rule above).
 
     Parameters
     ----------
-    n_samples, n_components, n_features : int
     device : torch.device
 
     Returns
@@ -101,16 +93,10 @@ def choose_engine(n_samples, n_components, n_features, device) -> str:
         return "torch"
     if device.type == "cuda":
         return "keops"
-    if (
-        n_samples >= KEOPS_MIN_SAMPLES_CPU
-        and n_components <= KEOPS_MAX_COMPONENTS_CPU
-        and n_features <= KEOPS_MAX_FEATURES_CPU
-    ):
-        return "keops"
     return "torch"
 
 
-def make_engine(engine, device, shape, verbose=0) -> Engine:
+def make_engine(engine, device, verbose=0) -> Engine:
     """The engine named by the estimator's ``engine`` parameter, on ``device``.
 
     Parameters
@@ -118,8 +104,6 @@ def make_engine(engine, device, shape, verbose=0) -> Engine:
     engine : {'auto', 'torch', 'keops'}
     device : str or torch.device
         The estimator's ``device`` parameter.
-    shape : tuple of int
-        ``(n_samples, n_components, n_features)`` of the work, for 'auto'.
     verbose : int, default=0
         ``verbose >= 2`` lets KeOps print its compilations.
 
@@ -133,7 +117,7 @@ def make_engine(engine, device, shape, verbose=0) -> Engine:
     if engine == "keops":
         return KeOpsEngine(device, verbose=verbose >= 2)
     if engine == "auto":
-        if choose_engine(*shape, device) == "torch":
+        if choose_engine(device) == "torch":
             return TorchEngine(device)
         return FallbackEngine(
             KeOpsEngine(device, verbose=verbose >= 2), TorchEngine(device)

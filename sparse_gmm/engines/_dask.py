@@ -62,9 +62,6 @@ class BlockTask:
     device : str
         The estimator's ``device``, resolved on the worker.
     verbose : int
-    n_samples : int
-        Rows of the whole array: 'auto' chooses the engine for the whole
-        fit's size, so that every block gets the same one.
     """
 
     weights: np.ndarray
@@ -74,12 +71,9 @@ class BlockTask:
     engine: str
     device: str
     verbose: int
-    n_samples: int
 
     @classmethod
-    def from_mixture(
-        cls, parameters: MixtureParameters, engine, device, verbose, n_samples
-    ):
+    def from_mixture(cls, parameters: MixtureParameters, engine, device, verbose):
         """The task for ``parameters`` (detached, on the CPU)."""
 
         def as_numpy(tensor):
@@ -93,7 +87,6 @@ class BlockTask:
             engine=engine,
             device=device,
             verbose=verbose,
-            n_samples=n_samples,
         )
 
     @property
@@ -103,13 +96,7 @@ class BlockTask:
 
     def block_engine(self) -> Engine:
         """The engine that computes this worker's blocks."""
-        n_components, n_features = self.means.shape
-        return make_engine(
-            self.engine,
-            self.device,
-            shape=(self.n_samples, n_components, n_features),
-            verbose=self.verbose,
-        )
+        return make_engine(self.engine, self.device, verbose=self.verbose)
 
     def mixture(self, device) -> MixtureParameters:
         """The mixture as the engines take it, on ``device``."""
@@ -244,14 +231,12 @@ class DaskEngine(Engine):
         """``sum_i w_i``, computed on the workers."""
         return float(sample_weight.sum(dtype=np.float64).compute())
 
-    def _task(self, parameters, n_samples, lazy):
+    def _task(self, parameters, lazy):
         """The block task for ``parameters``, as the tasks should receive it.
 
         Parameters
         ----------
         parameters : MixtureParameters
-        n_samples : int
-            Rows of the whole array, for the 'auto' engine rule.
         lazy : bool
             True when the result is handed to the user uncomputed: then a
             large task is a key of the graph rather than scattered data, so
@@ -262,7 +247,7 @@ class DaskEngine(Engine):
         BlockTask, or a distributed Future or a Delayed holding one
         """
         task = BlockTask.from_mixture(
-            parameters, self.block_engine, self.block_device, self.verbose, n_samples
+            parameters, self.block_engine, self.block_device, self.verbose
         )
         if task.nbytes < SCATTER_BYTES:
             return task
@@ -283,7 +268,7 @@ class DaskEngine(Engine):
             "ij",
             sample_weight,
             "i",
-            self._task(parameters, X.shape[0], lazy=False),
+            self._task(parameters, lazy=False),
             None,
             new_axes={"k": n_components * n_moments + 2},
             adjust_chunks={"i": 1},
@@ -302,7 +287,7 @@ class DaskEngine(Engine):
     def score_samples(self, X, parameters):
         return X.map_blocks(
             _block_score_samples,
-            self._task(parameters, X.shape[0], lazy=True),
+            self._task(parameters, lazy=True),
             drop_axis=1,
             chunks=(X.chunks[0],),
             dtype=X.dtype,
@@ -312,7 +297,7 @@ class DaskEngine(Engine):
     def log_responsibilities(self, X, parameters):
         return X.map_blocks(
             _block_log_responsibilities,
-            self._task(parameters, X.shape[0], lazy=True),
+            self._task(parameters, lazy=True),
             chunks=(X.chunks[0], (parameters.n_components,)),
             dtype=X.dtype,
             meta=np.empty((0, 0), dtype=X.dtype),
@@ -325,7 +310,7 @@ class DaskEngine(Engine):
     def most_likely_component(self, X, parameters):
         return X.map_blocks(
             _block_most_likely_component,
-            self._task(parameters, X.shape[0], lazy=True),
+            self._task(parameters, lazy=True),
             drop_axis=1,
             chunks=(X.chunks[0],),
             dtype=np.int64,
