@@ -243,7 +243,7 @@ def test_fit_writes_labels(tmp_path, capsys, three_clusters, name):
 def test_fit_saves_the_model(tmp_path, capsys, three_clusters):
     data = tmp_path / "data.npy"
     np.save(data, three_clusters)
-    model_path = tmp_path / "model.npz"
+    model_path = tmp_path / "model.skops"
     assert main(["fit", str(data), "--save", str(model_path), *FIT_ARGS]) == 0
     assert f"Model saved to {model_path}" in capsys.readouterr().out
     loaded = sparse_gmm.load(model_path)
