@@ -254,6 +254,18 @@ def test_fit_saves_the_model(tmp_path, capsys, three_clusters):
     )
 
 
+def test_save_without_skops_is_refused_before_fitting(
+    tmp_path, capsys, three_clusters, monkeypatch
+):
+    monkeypatch.setitem(sys.modules, "skops.io", None)
+    data = tmp_path / "data.npy"
+    np.save(data, three_clusters)
+    assert main(["fit", str(data), "--save", str(tmp_path / "m.skops")]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""  # refused before the fit printed anything
+    assert "sparse_gmm[persist]" in captured.err
+
+
 @pytest.mark.parametrize("option", ["--labels", "--save"])
 def test_fit_refuses_an_output_in_a_missing_folder_before_fitting(
     tmp_path, capsys, three_clusters, option

@@ -263,6 +263,17 @@ def test_a_flipped_byte_is_refused(saved, model):
         sparse_gmm.load(saved)
 
 
+def test_a_compressed_file_is_refused(saved, model):
+    """Stored members only: a small file cannot unpack into a large one."""
+    with zipfile.ZipFile(saved) as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    with zipfile.ZipFile(saved, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, content in members.items():
+            archive.writestr(name, content)
+    with pytest.raises(ValueError, match="compressed; sparse_gmm writes stored"):
+        sparse_gmm.load(saved)
+
+
 def test_a_file_in_the_old_npz_format_says_so(tmp_path):
     path = tmp_path / "model.npz"
     np.savez(path, header=np.frombuffer(b"{}", dtype=np.uint8))
