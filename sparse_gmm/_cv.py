@@ -81,6 +81,11 @@ def _relaxed(model, X, sample_weight):
     light ones; the relaxed fit (plain EM, warm-started) estimates the
     weights of the selected components as maximum likelihood does, like the
     relaxed lasso.
+
+    This is the estimator's public warm start, not its ``relax`` option:
+    ``relax`` replaces the penalised fit by its relaxed refit inside one
+    ``fit``, while the CV needs both (a 'warm' path continues from the
+    penalised fit, and scores the relaxed copy).
     """
     relaxed = copy.deepcopy(model).set_params(
         sparsity=0.0, covariance_prior=None, warm_start=True

@@ -30,7 +30,7 @@ of sparse_gmm 0.1.0 (format version 1):
   names it in ``load(..., trusted=[...])``.
 * Less code for more: sparse_gmm owns only the checks below, not a format.
   At the change this module went from 684 lines (465 of code) storing one
-  estimator to 596 (379 of code) storing the CV model and Pipelines too; a
+  estimator to 617 (391 of code) storing the CV model and Pipelines too; a
   hand-written format for those would have grown instead.
 
 File format
@@ -71,10 +71,14 @@ import zipfile
 from numbers import Integral, Real
 
 import numpy as np
+import torch
+from sklearn import model_selection
 
 from ._cv import SparseGaussianMixtureCV
 from ._estimator import SparseGaussianMixture
 from ._fitted import FITTED_ATTRIBUTES
+from ._scoring import aic_scorer, bic_scorer
+from .penalties import LogPrior, SqrtPrior
 
 __all__ = ["TRUSTED_TYPES", "ModelVersionWarning", "load", "save"]
 
@@ -82,27 +86,26 @@ __all__ = ["TRUSTED_TYPES", "ModelVersionWarning", "load", "save"]
 VERSION_MEMBER = "sparse_gmm.json"
 # Types that load() builds beyond skops' defaults (scikit-learn's estimators,
 # NumPy, built-ins): plain data once built, whose classes run no code from
-# the file. scikit-learn's splitters are the CV's ``cv`` parameter.
-TRUSTED_TYPES = (
-    "sparse_gmm._estimator.SparseGaussianMixture",
-    "sparse_gmm._cv.SparseGaussianMixtureCV",
-    "sparse_gmm.penalties.SqrtPrior",
-    "sparse_gmm.penalties.LogPrior",
-    "sparse_gmm._scoring.aic_scorer",
-    "sparse_gmm._scoring.bic_scorer",
-    "torch.device",
-    *(
-        f"sklearn.model_selection._split.{name}"
-        for name in (
-            "KFold",
-            "RepeatedKFold",
-            "ShuffleSplit",
-            "LeaveOneOut",
-            "LeavePOut",
-            "PredefinedSplit",
-            "TimeSeriesSplit",
-        )
-    ),
+# the file. scikit-learn's splitters are the CV's ``cv`` parameter. Named
+# from the objects, so that a module renamed stays trusted.
+TRUSTED_TYPES = tuple(
+    f"{trusted.__module__}.{trusted.__qualname__}"
+    for trusted in (
+        SparseGaussianMixture,
+        SparseGaussianMixtureCV,
+        SqrtPrior,
+        LogPrior,
+        aic_scorer,
+        bic_scorer,
+        torch.device,
+        model_selection.KFold,
+        model_selection.RepeatedKFold,
+        model_selection.ShuffleSplit,
+        model_selection.LeaveOneOut,
+        model_selection.LeavePOut,
+        model_selection.PredefinedSplit,
+        model_selection.TimeSeriesSplit,
+    )
 )
 _INSTALL_HINT = (
     "Saving and loading models needs skops: pip install 'sparse_gmm[persist]'."
