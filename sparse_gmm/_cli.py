@@ -129,6 +129,14 @@ def _fit_command(args):
     for path, option in ((args.labels, "--labels"), (args.save, "--save")):
         if path is not None:
             _check_output_folder(path, option)
+    if args.save is not None:
+        # Before a long fit, as the folders are.
+        from ._persistence import skops_io
+
+        try:
+            skops_io()
+        except ImportError as error:
+            raise DataError(f"--save {args.save}: {error}") from None
     X, names = load_data(args.file, delimiter=args.delimiter)
     from ._estimator import SparseGaussianMixture
 
@@ -309,8 +317,9 @@ def _parser():
     fit.add_argument(
         "--save",
         metavar="MODEL",
-        help="save the fitted model to MODEL with sparse_gmm.save "
-        "(read it back with sparse_gmm.load; .npz is the customary extension)",
+        help="save the fitted model to MODEL with sparse_gmm.save, in skops' "
+        "format (read it back with sparse_gmm.load; .skops is the customary "
+        "extension; needs the 'persist' extra)",
     )
     fit.set_defaults(handler=_fit_command)
     return parser

@@ -18,41 +18,39 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from ._estimator import SparseGaussianMixture
+from ._fitted import FITTED_ATTRIBUTES
 from ._inputs import in_memory_input_for
 from ._model_size import auto_sparsity
 
-_SHARED_PARAMETERS = (
-    "n_components",
-    "covariance_type",
-    "covariance_prior",
-    "tol",
-    "reg_covar",
-    "max_iter",
-    "init_params",
-    "prune_threshold",
-    "solver",
-    "prior",
-    "removal_moves",
-    "engine",
-    "device",
+# SparseGaussianMixture's parameters that the CV sets itself, each for the
+# reason above it; every other one is forwarded as given (_FORWARDED), and
+# tests/test_cv.py fails on a new parameter that is neither.
+_CV_CONTROLLED = (
+    # Chosen by the cross-validation.
+    "sparsity",
+    # The path's starts: each fold's own initialisation ('restart') or the
+    # previous sparsity's fit ('warm'). A start given here would have been
+    # fitted on every fold's held-out rows.
+    "weights_init",
+    "means_init",
+    "precisions_init",
+    "warm_start",
+    # The CV's own: it relaxes the fits it scores and its refit, while the
+    # path continues from the penalised fits.
+    "relax",
+    # The CV's own: one seed drawn from it for every fold and the refit.
     "random_state",
+    # The CV's own progress; levels above 2 pass on to the fits, less 2.
+    "verbose",
+)
+_FORWARDED = tuple(
+    name
+    for name in SparseGaussianMixture._get_param_names()
+    if name not in _CV_CONTROLLED
 )
 # Powers of the grid's ratio by which the walk may extend a default grid
 # upwards: 10 doublings reach 1000 times its top.
 _MAX_EXTENSIONS = 10
-_FITTED = (
-    "weights_",
-    "means_",
-    "covariances_",
-    "precisions_",
-    "precisions_cholesky_",
-    "n_components_",
-    "active_components_",
-    "converged_",
-    "n_iter_",
-    "lower_bound_",
-    "objective_",
-)
 
 
 def _default_grid(n_sparsities, center):
@@ -80,6 +78,11 @@ def _relaxed(model, X, sample_weight):
     light ones; the relaxed fit (plain EM, warm-started) estimates the
     weights of the selected components as maximum likelihood does, like the
     relaxed lasso.
+
+    This is the estimator's public warm start, not its ``relax`` option:
+    ``relax`` replaces the penalised fit by its relaxed refit inside one
+    ``fit``, while the CV needs both (a 'warm' path continues from the
+    penalised fit, and scores the relaxed copy).
     """
     relaxed = copy.deepcopy(model).set_params(
         sparsity=0.0, covariance_prior=None, warm_start=True
@@ -101,14 +104,18 @@ def _path_start(estimator, X, sample_weight, path):
     -------
     dict
         Parameters for ``estimator.set_params``: with ``path='restart'``, the
-        components of one initialisation (k-means, say), computed here once
-        and shared by every sparsity; with ``path='warm'``, ``warm_start``.
+        components of one initialisation (k-means, say; the best start of
+        ``n_init``), computed here once and shared by every sparsity; with
+        ``path='warm'``, ``warm_start``.
     """
     if path == "warm":
         return {"warm_start": True}
+    # With n_init > 1, the start with the lowest objective; its fits then
+    # need one initialisation, which is this one.
     start = clone(estimator).set_params(max_iter=0)
     start.fit(X, sample_weight=sample_weight)
     return {
+        "n_init": 1,
         "weights_init": start.weights_,
         "means_init": start.means_,
         "precisions_init": start.precisions_,
@@ -346,14 +353,23 @@ class SparseGaussianMixtureCV(DensityMixin, BaseEstimator):
         nats for 400 held-out rows in 2 dimensions), so converging the folds
         further would not change which sparsity wins, only cost iterations.
     covariance_type, covariance_prior, tol, reg_covar, max_iter, init_params, \
-            prune_threshold, solver, prior, removal_moves, engine, device, \
-            random_state :
-        As in :class:`SparseGaussianMixture`.
+            prune_threshold, solver, prior, learning_rate, removal_moves, \
+            engine, device, verbose_interval :
+        As in :class:`SparseGaussianMixture`, for every fit (folds and refit).
+    n_init : int, default=1
+        Initialisations of each path's start (every fold's, and the
+        refit's): the one with the lowest objective is where that path's fits
+        start ('restart'), or the first fit of a 'warm' path keeps its best.
+    random_state : int, RandomState instance or None, default=None
+        Draws one seed, which every fold, the folds' split (an integer
+        ``cv``) and the refit use.
     n_jobs : int, default=None
         Folds fitted in parallel (joblib, process workers).
     verbose : int, default=0
         1 prints each sparsity's mean score, components and time as the walk
-        goes, and the chosen sparsity; 2 and more also joblib's progress.
+        goes, and the chosen sparsity; 2 also joblib's progress; 3 and more
+        also every fit's own report, at ``SparseGaussianMixture``'s level
+        ``verbose - 2``.
 
     Attributes
     ----------
@@ -373,8 +389,11 @@ class SparseGaussianMixtureCV(DensityMixin, BaseEstimator):
         ``path='warm'``), then relaxed: its ``sparsity`` parameter is then 0.
     weights_, means_, covariances_, precisions_, precisions_cholesky_, \
             n_components_, active_components_, converged_, n_iter_, \
-            lower_bound_, objective_ :
-        Those of ``best_estimator_``.
+            lower_bound_, objective_, loss_curve_, n_components_curve_, \
+            time_curve_, engine_ :
+        Those of ``best_estimator_``: every fitted attribute of
+        :class:`SparseGaussianMixture` but ``sparsity_``, which is the
+        chosen one here (the relaxed refit's own is 0).
     n_features_in_ : int
 
     See Also
@@ -395,7 +414,7 @@ class SparseGaussianMixtureCV(DensityMixin, BaseEstimator):
     _parameter_constraints: ClassVar[dict] = {
         **{
             name: SparseGaussianMixture._parameter_constraints[name]
-            for name in _SHARED_PARAMETERS
+            for name in (*_FORWARDED, "random_state")
         },
         "sparsities": ["array-like", None],
         "n_sparsities": [Interval(Integral, 1, None, closed="left")],
@@ -428,16 +447,19 @@ class SparseGaussianMixtureCV(DensityMixin, BaseEstimator):
         tol=1e-4,
         reg_covar=1e-6,
         max_iter=1000,
+        n_init=1,
         init_params="kmeans",
         prune_threshold=1e-3,
         solver="em",
         prior="sqrt",
+        learning_rate=0.1,
         removal_moves=False,
         engine="auto",
         device="auto",
         random_state=None,
         n_jobs=None,
         verbose=0,
+        verbose_interval=10,
     ):
         self.n_components = n_components
         self.sparsities = sparsities
@@ -454,23 +476,29 @@ class SparseGaussianMixtureCV(DensityMixin, BaseEstimator):
         self.tol = tol
         self.reg_covar = reg_covar
         self.max_iter = max_iter
+        self.n_init = n_init
         self.init_params = init_params
         self.prune_threshold = prune_threshold
         self.solver = solver
         self.prior = prior
+        self.learning_rate = learning_rate
         self.removal_moves = removal_moves
         self.engine = engine
         self.device = device
         self.random_state = random_state
         self.n_jobs = n_jobs
         self.verbose = verbose
+        self.verbose_interval = verbose_interval
 
     def _base_estimator(self, random_state):
         # The path continues from the penalised fits; the CV relaxes the
         # copies it scores (``relax``), and the refit.
         return SparseGaussianMixture(
-            **{name: getattr(self, name) for name in _SHARED_PARAMETERS},
-        ).set_params(random_state=random_state, relax=False)
+            **{name: getattr(self, name) for name in _FORWARDED},
+            random_state=random_state,
+            relax=False,
+            verbose=max(self.verbose - 2, 0),
+        )
 
     def _grid(self, n_train, n_features):
         """``(grid, extensible)``: the increasing sparsities, and whether the
@@ -556,8 +584,10 @@ class SparseGaussianMixtureCV(DensityMixin, BaseEstimator):
         self.best_index_ = best
         self.cv_results_ = _cv_results(sparsities, scores, n_components, fit_times)
         self.best_estimator_ = best_estimator
-        for name in _FITTED:
-            setattr(self, name, getattr(best_estimator, name))
+        # sparsity_ is the chosen sparsity above; the relaxed refit's own is 0.
+        for name in FITTED_ATTRIBUTES:
+            if name != "sparsity_":
+                setattr(self, name, getattr(best_estimator, name))
         return self
 
     def _walk(self, pool, path, grid, extensible):
@@ -614,8 +644,13 @@ class SparseGaussianMixtureCV(DensityMixin, BaseEstimator):
                 start = model
         if self.relax:
             model = _relaxed(model, X, sample_weight)
+        # The user's settings where the path set its own start.
         return model.set_params(
-            warm_start=False, weights_init=None, means_init=None, precisions_init=None
+            n_init=self.n_init,
+            warm_start=False,
+            weights_init=None,
+            means_init=None,
+            precisions_init=None,
         )
 
     def _fitted(self):

@@ -15,6 +15,7 @@ from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from ._covariance_prior import resolve_covariance_prior
+from ._fitted import FITTED_ATTRIBUTES
 from ._gaussian import (
     COVARIANCE_TYPES,
     MixtureParameters,
@@ -486,9 +487,7 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
                 ConvergenceWarning,
                 stacklevel=3,
             )
-        self._set_fitted(best, data.numpy_dtype(X))
-        self.sparsity_ = objective.sparsity
-        self.engine_ = engine.name
+        self._set_fitted(best, data.numpy_dtype(X), objective.sparsity, engine.name)
         data.place_fitted(self, X)
         self._warn_degenerate(best.parameters)
 
@@ -605,30 +604,44 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
             for name, check in checks.items()
         }
 
-    def _set_fitted(self, result, dtype):
+    def _set_fitted(self, result, dtype, sparsity, engine_name):
+        """Set every attribute of ``FITTED_ATTRIBUTES``, and only those."""
         parameters = result.parameters
 
         def as_numpy(tensor):
             return tensor.detach().cpu().numpy().astype(dtype, copy=False)
 
-        self.weights_ = as_numpy(parameters.weights)
-        self.means_ = as_numpy(parameters.means)
-        self.covariances_ = as_numpy(parameters.covariances)
-        self.precisions_cholesky_ = as_numpy(parameters.precisions_cholesky)
-        self.precisions_ = as_numpy(
-            precisions_from_cholesky(
-                parameters.precisions_cholesky, parameters.covariance_type
+        values = {
+            "weights_": as_numpy(parameters.weights),
+            "means_": as_numpy(parameters.means),
+            "covariances_": as_numpy(parameters.covariances),
+            "precisions_cholesky_": as_numpy(parameters.precisions_cholesky),
+            "precisions_": as_numpy(
+                precisions_from_cholesky(
+                    parameters.precisions_cholesky, parameters.covariance_type
+                )
+            ),
+            "n_components_": parameters.n_components,
+            "active_components_": parameters.active.copy(),
+            "converged_": result.converged,
+            "n_iter_": result.n_iter,
+            "lower_bound_": result.mean_log_likelihood,
+            "objective_": result.objective,
+            "sparsity_": sparsity,
+            "loss_curve_": result.loss_curve,
+            "n_components_curve_": result.n_components_curve,
+            "time_curve_": result.time_curve,
+            "engine_": engine_name,
+        }
+        # One list, which the CV and persistence read too: a value set here
+        # but not listed there would be lost by both.
+        if values.keys() != FITTED_ATTRIBUTES.keys():
+            raise RuntimeError(
+                "_set_fitted and FITTED_ATTRIBUTES disagree on "
+                f"{sorted(values.keys() ^ FITTED_ATTRIBUTES.keys())}."
             )
-        )
-        self.n_components_ = parameters.n_components
-        self.active_components_ = parameters.active.copy()
-        self.converged_ = result.converged
-        self.n_iter_ = result.n_iter
-        self.lower_bound_ = result.mean_log_likelihood
-        self.objective_ = result.objective
-        self.loss_curve_ = result.loss_curve
-        self.n_components_curve_ = result.n_components_curve
-        self.time_curve_ = result.time_curve
+        for name in FITTED_ATTRIBUTES:
+            setattr(self, name, values[name])
 
     def _fitted_parameters(self, device):
         """The fitted attributes as the float64 tensors that engines take."""

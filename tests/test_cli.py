@@ -243,7 +243,7 @@ def test_fit_writes_labels(tmp_path, capsys, three_clusters, name):
 def test_fit_saves_the_model(tmp_path, capsys, three_clusters):
     data = tmp_path / "data.npy"
     np.save(data, three_clusters)
-    model_path = tmp_path / "model.npz"
+    model_path = tmp_path / "model.skops"
     assert main(["fit", str(data), "--save", str(model_path), *FIT_ARGS]) == 0
     assert f"Model saved to {model_path}" in capsys.readouterr().out
     loaded = sparse_gmm.load(model_path)
@@ -252,6 +252,18 @@ def test_fit_saves_the_model(tmp_path, capsys, three_clusters):
     np.testing.assert_array_equal(
         loaded.score_samples(three_clusters), reference.score_samples(three_clusters)
     )
+
+
+def test_save_without_skops_is_refused_before_fitting(
+    tmp_path, capsys, three_clusters, monkeypatch
+):
+    monkeypatch.setitem(sys.modules, "skops.io", None)
+    data = tmp_path / "data.npy"
+    np.save(data, three_clusters)
+    assert main(["fit", str(data), "--save", str(tmp_path / "m.skops")]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""  # refused before the fit printed anything
+    assert "sparse_gmm[persist]" in captured.err
 
 
 @pytest.mark.parametrize("option", ["--labels", "--save"])

@@ -1,6 +1,7 @@
 """SparseGaussianMixtureCV: the path, the selection rule and the refit."""
 
 import copy
+import inspect
 
 import numpy as np
 import pytest
@@ -12,6 +13,7 @@ from sklearn.model_selection import KFold
 
 from sparse_gmm import SparseGaussianMixture, SparseGaussianMixtureCV, _cv, bic_scorer
 from sparse_gmm._cv import _select
+from sparse_gmm._fitted import FITTED_ATTRIBUTES
 
 from .conftest import gaussian_mixture_sample
 
@@ -303,15 +305,71 @@ def test_unfitted_model_refuses_to_predict(four_blobs):
         SparseGaussianMixtureCV().predict(four_blobs)
 
 
-def test_parameters_are_those_of_the_estimator():
-    shared = set(SparseGaussianMixture().get_params()) & set(
-        SparseGaussianMixtureCV().get_params()
+def test_every_estimator_parameter_is_forwarded_or_controlled_by_the_cv():
+    """A new SparseGaussianMixture parameter fails here until the CV either
+    forwards it (in its signature, with the same default) or lists it in
+    _CV_CONTROLLED with its reason."""
+    estimator = inspect.signature(SparseGaussianMixture).parameters
+    cv = inspect.signature(SparseGaussianMixtureCV).parameters
+    assert set(_cv._CV_CONTROLLED) <= set(estimator)
+    forwarded = set(estimator) - set(_cv._CV_CONTROLLED)
+    assert forwarded == set(_cv._FORWARDED)
+    for name in forwarded:
+        assert name in cv, f"{name} is neither forwarded nor CV-controlled"
+        assert cv[name].default == estimator[name].default, name
+        assert name in SparseGaussianMixtureCV._parameter_constraints, name
+        # What the CV holds is what every fit gets, by identity.
+        value = object()
+        model = SparseGaussianMixtureCV().set_params(**{name: value})
+        assert model._base_estimator(0).get_params()[name] is value, name
+
+
+def test_verbose_above_two_passes_on_to_the_fits():
+    for verbose, expected in ((0, 0), (2, 0), (3, 1), (4, 2)):
+        model = SparseGaussianMixtureCV(verbose=verbose)
+        assert model._base_estimator(0).verbose == expected
+
+
+def test_every_fitted_attribute_of_the_estimator_is_on_the_cv(fitted, four_blobs):
+    refit = fitted.best_estimator_
+    public = {name for name in vars(refit) if name.endswith("_")}
+    # The list is complete: the estimator sets nothing else but scikit-learn's.
+    assert public - {"n_features_in_", "feature_names_in_"} == set(FITTED_ATTRIBUTES)
+    for name in FITTED_ATTRIBUTES:
+        expected = getattr(refit, name)
+        if name == "sparsity_":
+            # The relaxed refit's is 0; the CV's is the one it chose.
+            assert expected == 0.0
+            assert fitted.sparsity_ == fitted.sparsities_[fitted.best_index_] > 0
+        elif isinstance(expected, np.ndarray):
+            assert_array_equal(getattr(fitted, name), expected, err_msg=name)
+        else:
+            assert getattr(fitted, name) == expected, name
+    assert fitted.n_features_in_ == refit.n_features_in_ == four_blobs.shape[1]
+
+
+def test_n_init_picks_each_paths_start(four_blobs):
+    """n_init reaches the path's start (the best of several) and is the
+    refit's parameter again; the fits from that start need one."""
+    model = SparseGaussianMixtureCV(
+        6, sparsities=[2.0], cv=2, n_init=3, init_params="random", random_state=0
     )
-    model = SparseGaussianMixtureCV(covariance_type="diag", reg_covar=1e-3)
     estimator = model._base_estimator(0)
-    # relax: the CV relaxes the fits it scores, not the path's fits.
-    for name in shared - {"random_state", "verbose", "relax"}:
-        assert estimator.get_params()[name] == model.get_params()[name], name
+    start = _cv._path_start(estimator, four_blobs, None, "restart")
+    assert start["n_init"] == 1
+    objectives = [
+        clone(estimator)
+        .set_params(max_iter=0, n_init=1, random_state=seed)
+        .fit(four_blobs)
+        .objective_
+        for seed in range(5)
+    ]
+    best = clone(estimator).set_params(max_iter=0).fit(four_blobs)
+    # Three random starts keep the lowest: below the typical single one.
+    assert best.objective_ <= np.median(objectives)
+    assert_array_equal(start["means_init"], best.means_)
+    model.fit(four_blobs)
+    assert model.best_estimator_.get_params()["n_init"] == 3
 
 
 def test_path_tol_converges_the_folds_and_tol_the_refit(four_blobs):
