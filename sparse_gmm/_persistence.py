@@ -6,7 +6,9 @@
 ``StandardScaler`` or a ``PCA``, say) to a file that :func:`load` reads back
 into an equal object: every attribute, fitted ones included, bit for bit, so
 the same ``score_samples``, ``predict``, ``predict_proba``, ``score``,
-``sample`` and ``cv_results_``. Unlike pickle or joblib, loading runs no code
+``sample`` and ``cv_results_`` (a model fitted on torch tensors under
+``array_api_dispatch`` is stored with NumPy arrays in their place, and its
+loaded copy still takes tensors). Unlike pickle or joblib, loading runs no code
 that the file carries: a file from an untrusted source can at worst be
 refused.
 
@@ -61,6 +63,7 @@ skops is an optional dependency: ``pip install 'sparse_gmm[persist]'``.
 from __future__ import annotations
 
 import contextlib
+import copy
 import io
 import json
 import math
@@ -73,6 +76,7 @@ from numbers import Integral, Real
 import numpy as np
 import torch
 from sklearn import model_selection
+from sklearn.base import BaseEstimator
 
 from ._cv import SparseGaussianMixtureCV
 from ._estimator import SparseGaussianMixture
@@ -205,11 +209,42 @@ def save(model, path):
         )
     for found in {id(found): found for found in [model, *models]}.values():
         check_is_fitted(found)
-    buffer = io.BytesIO(skops_io().dumps(model))
+    buffer = io.BytesIO(skops_io().dumps(_with_host_arrays(model)))
     with zipfile.ZipFile(buffer, "a") as archive:
         version = {"sparse_gmm_version": _package_version()}
         archive.writestr(VERSION_MEMBER, json.dumps(version))
     _write_atomically(os.fspath(path), buffer.getvalue())
+
+
+def _with_host_arrays(model):
+    """``model``, or a copy of it in which every torch tensor is a NumPy array.
+
+    Fitted under ``array_api_dispatch`` on tensors, a model (and any
+    scikit-learn step beside it) holds its fitted arrays as tensors, which
+    skops cannot store. The file holds them as NumPy arrays, as a fit on
+    NumPy input would have left them; the loaded model still takes tensors.
+    """
+
+    def tensors_in(obj):
+        if isinstance(obj, torch.Tensor):
+            return True
+        if isinstance(obj, list | tuple):
+            return any(tensors_in(item) for item in obj)
+        if isinstance(obj, BaseEstimator):
+            return any(tensors_in(value) for value in vars(obj).values())
+        return False
+
+    def to_host(obj):
+        if isinstance(obj, torch.Tensor):
+            return obj.detach().cpu().numpy()
+        if isinstance(obj, list | tuple):
+            return type(obj)(to_host(item) for item in obj)
+        if isinstance(obj, BaseEstimator):
+            for name, value in vars(obj).items():
+                setattr(obj, name, to_host(value))
+        return obj
+
+    return to_host(copy.deepcopy(model)) if tensors_in(model) else model
 
 
 def _write_atomically(path, content):

@@ -22,6 +22,7 @@ import sklearn
 import torch
 from numpy.testing import assert_allclose, assert_array_equal
 
+import sparse_gmm
 from sparse_gmm import SparseGaussianMixture, SparseGaussianMixtureCV
 from sparse_gmm.engines import TorchEngine
 
@@ -345,6 +346,27 @@ class TestUnderDispatch:
         assert_allclose(_host(model.means_), reference.means_, rtol=1e-6)
         assert labels.device.type == device
         assert score == pytest.approx(reference.score(X), rel=1e-6)
+
+    @pytest.mark.parametrize("device", DEVICES)
+    def test_a_tensor_fit_saves_and_loads(self, data, device, tmp_path):
+        pytest.importorskip("skops")
+        X, _ = data
+        X_tensor = torch.as_tensor(X, device=device)
+        path = tmp_path / "model.skops"
+        with sklearn.config_context(array_api_dispatch=True):
+            model = _model(max_iter=20).fit(X_tensor)
+            sparse_gmm.save(model, path)
+            loaded = sparse_gmm.load(path)
+            expected, computed = (
+                model.score_samples(X_tensor),
+                loaded.score_samples(X_tensor),
+            )
+        # The file holds NumPy arrays; the fitted model keeps its tensors.
+        assert isinstance(loaded.means_, np.ndarray)
+        assert isinstance(model.means_, torch.Tensor)
+        assert_array_equal(loaded.means_, _host(model.means_))
+        assert computed.device.type == device
+        assert torch.equal(computed, expected)
 
     @pytest.mark.parametrize("device", DEVICES)
     @pytest.mark.parametrize("dtype_name", ["float64", "float32"])
