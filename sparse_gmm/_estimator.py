@@ -123,10 +123,15 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
         ``sparsity=0``, scikit-learn's EM iterates exactly). With ``relax``
         the final model is refitted without it.
     tol : float, default=1e-4
-        The fit stops when an iteration that pruned nothing changes the
-        objective by less than ``tol`` and moves no weight by more than
-        ``10 * tol`` of itself (a weak penalty lets a component die slowly:
-        a fit that stopped on the objective alone would keep it).
+        As in GaussianMixture: the fit has converged when the lower bound
+        (minus the objective at an iteration's E-step) changes by less than
+        ``tol`` from one iteration to the next; that iteration's M-step is
+        still taken. With a penalty (``sparsity > 0`` or a covariance prior)
+        the change counts only over iterations that pruned nothing and
+        moved no weight by more than ``10 * tol`` of itself (a weak penalty
+        lets a component die slowly: a fit that stopped on the objective
+        alone would keep it), and an M-step that would raise the objective
+        is not taken (``docs/maths.rst``, section 3.3).
     reg_covar : float, default=1e-6
         Added to the diagonal of every covariance.
     max_iter : int, default=1000
@@ -136,7 +141,8 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
         5-component mixture of 5,000 samples pruned its last spurious
         component at iteration 308.
     n_init : int, default=1
-        Number of initialisations; the fit with the lowest objective is kept.
+        Number of initialisations; the one with the largest ``lower_bound_``
+        is kept, as in GaussianMixture.
     init_params : {'kmeans', 'k-means++', 'random', 'random_from_data'}, \
             default='kmeans'
         How the starting responsibilities are chosen, as in GaussianMixture.
@@ -226,16 +232,26 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
     active_components_ : ndarray of shape (n_components_,)
         Indices of the survivors among the ``n_components`` starting ones.
     converged_ : bool
+        Whether the last run (the relaxed refit, if any) met ``tol``.
     n_iter_ : int
+        Iterations (E-step and M-step) of the kept initialisation, the
+        relaxed refit's included.
     lower_bound_ : float
-        Mean log-likelihood of the fitted model on the training data.
+        ``lower_bounds_[-1]``: minus the objective at the parameters before
+        the last M-step. With ``sparsity=0`` and ``covariance_prior=None``,
+        or after the relaxed refit, the objective is unpenalised and this is
+        those parameters' mean log-likelihood, GaussianMixture's
+        ``lower_bound_``. Minus infinity when ``max_iter=0``.
+    lower_bounds_ : ndarray of shape (n_iter_,)
+        Each iteration's lower bound (float64), as GaussianMixture's.
     objective_ : float
-        The objective at the fitted model: the relaxed (unpenalised) one when
-        ``relax`` refitted it, ``-lower_bound_``.
+        The objective at the fitted model: the relaxed (unpenalised) one,
+        minus the mean log-likelihood, when ``relax`` refitted it.
     sparsity_ : float
         The sparsity the fit used (the value of 'auto').
     loss_curve_ : ndarray of shape (n_iter_,)
-        The objective after each iteration (float64).
+        The objective after each iteration (float64), ending at
+        ``objective_``; ``lower_bounds_`` has it before each iteration.
     n_components_curve_ : ndarray of shape (n_iter_,)
         The number of components after each iteration.
     time_curve_ : ndarray of shape (n_iter_,)
@@ -487,10 +503,22 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
                 )
             report.begin(init, start.n_components, X.shape[0])
             result = solver.solve(
-                X_device, weight_device, start, engine, objective, report
+                X_device,
+                weight_device,
+                start,
+                engine,
+                objective,
+                report,
+                previous_lower_bound=self.lower_bound_ if warm else -np.inf,
             )
             report.end(init, result)
-            if best is None or result.objective < best.objective:
+            # GaussianMixture's choice: the largest lower bound, and the last
+            # initialisation when none ran an iteration (max_iter=0).
+            if (
+                best is None
+                or result.lower_bound > best.lower_bound
+                or best.lower_bound == -np.inf
+            ):
                 best = result
         relaxed_objective = objective.relaxed()
         if self.relax and relaxed_objective != objective and self.max_iter > 0:
@@ -655,7 +683,8 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
         self.active_components_ = parameters.active.copy()
         self.converged_ = result.converged
         self.n_iter_ = result.n_iter
-        self.lower_bound_ = result.mean_log_likelihood
+        self.lower_bound_ = result.lower_bound
+        self.lower_bounds_ = result.lower_bounds
         self.objective_ = result.objective
         self.loss_curve_ = result.loss_curve
         self.n_components_curve_ = result.n_components_curve
