@@ -527,10 +527,11 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
             )
 
         if not best.converged and self.max_iter > 0:
+            # GaussianMixture's text, so that filters written for it match.
             warnings.warn(
-                "Best performing initialization did not converge. Try different "
-                "init parameters, or increase max_iter or tol, or check for "
-                "degenerate data.",
+                "Best performing initialization did not converge. "
+                "Try different init parameters, or increase max_iter, "
+                "tol, or check for degenerate data.",
                 ConvergenceWarning,
                 stacklevel=3,
             )

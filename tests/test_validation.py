@@ -78,12 +78,28 @@ def test_not_fitted(X):
         ("solver", "sgd", "solver"),
         ("engine", "numba", "engine"),
         ("device", "tpu", "device"),
-        ("weights_init", [0.5, 0.6, -0.1], "weights_init must lie in"),
-        ("weights_init", [0.5, 0.4, 0.0], "weights_init must sum to 1"),
-        ("weights_init", [0.5, 0.5], r"weights_init must have shape \(3,\)"),
-        ("means_init", np.zeros((2, 2)), r"means_init must have shape \(3, 2\)"),
+        (
+            "weights_init",
+            [0.5, 0.6, -0.1],
+            r"The parameter 'weights' should be in the range \[0, 1\]",
+        ),
+        (
+            "weights_init",
+            [0.5, 0.4, 0.0],
+            "The parameter 'weights' should be normalized",
+        ),
+        (
+            "weights_init",
+            [0.5, 0.5],
+            r"The parameter 'weights' should have the shape of \(3,\)",
+        ),
+        (
+            "means_init",
+            np.zeros((2, 2)),
+            r"The parameter 'means' should have the shape of \(3, 2\)",
+        ),
         ("precisions_init", -np.ones((3, 2, 2)), "positive-definite"),
-        ("precisions_init", np.ones((3, 2)), "must have shape"),
+        ("precisions_init", np.ones((3, 2)), "'full precision' should have the shape"),
     ],
 )
 def test_bad_parameters(X, parameter, value, message):
