@@ -52,22 +52,6 @@ from .solvers import SOLVERS, ProgressReport, make_solver
 _FLOAT_DTYPES = (np.float64, np.float32)
 
 
-def _full_covariances(covariances, covariance_type, n_components, n_features):
-    """Every component's covariance as a (n_features, n_features) matrix.
-
-    Returns
-    -------
-    ndarray of shape (n_components, n_features, n_features)
-    """
-    if covariance_type == "full":
-        return covariances
-    if covariance_type == "tied":
-        return np.broadcast_to(covariances, (n_components, n_features, n_features))
-    if covariance_type == "diag":
-        return np.einsum("jd,de->jde", covariances, np.eye(n_features))
-    return covariances[:, None, None] * np.eye(n_features)
-
-
 def _as_output(result):
     """An engine's per-sample result as a method returns it.
 
@@ -834,24 +818,38 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
         """
         check_is_fitted(self)
         if n_samples < 1:
+            # GaussianMixture's text (which shows n_components there instead).
             raise ValueError(
-                f"Invalid value for 'n_samples': {n_samples}. The sampling requires "
-                "at least one sample."
+                f"Invalid value for 'n_samples': {n_samples} . The sampling "
+                "requires at least one sample."
             )
+        # GaussianMixture's draws, in its order: the same random_state gives
+        # the same samples from the same parameters.
         rng = check_random_state(self.random_state)
         counts = rng.multinomial(n_samples, self.weights_.astype(np.float64))
-        covariances = _full_covariances(
-            self.covariances_.astype(np.float64),
-            self.covariance_type,
-            self.n_components_,
-            self.means_.shape[1],
-        )
-        samples = [
-            rng.multivariate_normal(mean, covariance, count)
-            for mean, covariance, count in zip(
-                self.means_, covariances, counts, strict=True
-            )
-        ]
+        means = self.means_.astype(np.float64)
+        covariances = self.covariances_.astype(np.float64)
+        if self.covariance_type == "full":
+            samples = [
+                rng.multivariate_normal(mean, covariance, count)
+                for mean, covariance, count in zip(
+                    means, covariances, counts, strict=True
+                )
+            ]
+        elif self.covariance_type == "tied":
+            samples = [
+                rng.multivariate_normal(mean, covariances, count)
+                for mean, count in zip(means, counts, strict=True)
+            ]
+        else:
+            # Diagonal and spherical: independent coordinates.
+            samples = [
+                mean
+                + rng.standard_normal(size=(count, means.shape[1])) * np.sqrt(variance)
+                for mean, variance, count in zip(
+                    means, covariances, counts, strict=True
+                )
+            ]
         X = np.vstack(samples).astype(self.means_.dtype, copy=False)
         y = np.repeat(np.arange(self.n_components_), counts)
         return X, y

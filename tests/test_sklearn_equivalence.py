@@ -124,6 +124,20 @@ def test_whole_fit_stops_where_sklearn_stops(covariance_type):
     _assert_same_fit(ours, reference, X)
 
 
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_sample_draws_as_sklearn(covariance_type):
+    """Same parameters and random_state: the same samples, in the same order."""
+    X, _ = gaussian_mixture_sample(n_samples=400, n_components=3, seed=3)
+    common = dict(covariance_type=covariance_type, tol=1e-3, random_state=0)
+    reference = GaussianMixture(3, **common).fit(X)
+    ours = _maximum_likelihood(3, **common).fit(X)
+    assert_allclose(ours.covariances_, reference.covariances_, rtol=1e-10)
+    ours_X, ours_y = ours.sample(200)
+    reference_X, reference_y = reference.sample(200)
+    np.testing.assert_array_equal(ours_y, reference_y)
+    assert_allclose(ours_X, reference_X, rtol=1e-8, atol=1e-8)
+
+
 def test_tight_tol_on_a_real_data_set_matches_sklearn():
     """The iris measurements at tol=1e-12, from the same k-means start."""
     X = load_iris().data
