@@ -41,6 +41,7 @@ from ._validation import (
     check_means_init,
     check_precisions_init,
     check_weights_init,
+    starting_component_count,
 )
 from .engines import make_engine
 from .engines._base import as_shared_tensor
@@ -82,7 +83,14 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
     ----------
     n_components : int, default=20
         Number of components the fit starts with: an upper bound on the
-        number kept.
+        number kept. On data with fewer distinct samples (of positive
+        weight) the fit starts with one component per distinct sample, with
+        a :class:`~sparse_gmm.exceptions.TooFewSamplesWarning`, unless the
+        fit is GaussianMixture's (``sparsity=0``, ``covariance_prior=None``,
+        ``prune_threshold=0``) or its start is given (``*_init``, a warm
+        start): then fewer samples than components is an error, as in
+        GaussianMixture. A Dask array is not counted (it would take a pass
+        to count): fewer rows than components is an error.
     sparsity : float or 'auto', default='auto'
         Strength ``s`` of the prior, in nats per sample per square-root
         weight. 'auto' charges a component what BIC charges for its
@@ -425,18 +433,19 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
             X, sample_weight, engine = self._dask_training_data(
                 X, sample_weight, reset=not warm
             )
+            n_components = self.n_components
         else:
             X = validate_data(
                 self, X, dtype=_FLOAT_DTYPES, ensure_min_samples=2, reset=not warm
             )
-            check_enough_samples(X.shape[0], self.n_components)
             sample_weight = _check_sample_weight(
                 sample_weight, X, dtype=X.dtype, ensure_non_negative=True
             )
+            n_components = self._starting_component_count(X, sample_weight, warm)
             engine = make_engine(
                 self.engine,
                 self.device,
-                shape=(X.shape[0], self.n_components, X.shape[1]),
+                shape=(X.shape[0], n_components, X.shape[1]),
                 verbose=self.verbose,
             )
         X_device = engine.as_tensor(X)
@@ -450,11 +459,13 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
             # all three starting parameters given they need no samples at all.
             needs_rows = any(value is None for value in user_init.values())
             init_X, init_weight = (
-                sample_rows(X, sample_weight, self.n_components, random_state)
+                sample_rows(X, sample_weight, n_components, random_state)
                 if needs_rows
                 else (None, None)
             )
-        objective = self._objective(X, sample_weight, init_X, init_weight, prior)
+        objective = self._objective(
+            X, sample_weight, init_X, init_weight, prior, n_components
+        )
         if self.solver == "em" and objective.sparsity > 0:
             check_mm_prior(prior)
         solver = make_solver(
@@ -476,7 +487,7 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
                 start = initial_parameters(
                     init_X,
                     init_weight,
-                    n_components=self.n_components,
+                    n_components=n_components,
                     covariance_type=self.covariance_type,
                     init_params=self.init_params,
                     reg_covar=self.reg_covar,
@@ -558,7 +569,7 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
             return best
         return best.followed_by(relaxed)
 
-    def _objective(self, X, sample_weight, init_X, init_weight, prior):
+    def _objective(self, X, sample_weight, init_X, init_weight, prior, n_components):
         """The objective with its data-scaled terms resolved.
 
         ``sparsity='auto'`` and the annihilation count depend on the total
@@ -572,7 +583,7 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
         sparsity = self.sparsity
         if isinstance(sparsity, str):
             sparsity = auto_sparsity(
-                n_samples, n_features, self.n_components, self.covariance_type
+                n_samples, n_features, n_components, self.covariance_type
             )
         covariance_prior = None
         if self.covariance_prior is not None:
@@ -586,7 +597,7 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
                 self.covariance_prior,
                 scale_X,
                 scale_weight,
-                self.n_components,
+                n_components,
                 total_weight=n_samples,
             )
         min_count = 0.0
@@ -595,7 +606,7 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
         return SparseObjective(
             float(sparsity),
             prior,
-            self.n_components,
+            n_components,
             covariance_prior=covariance_prior,
             min_count=min_count,
         )
@@ -614,6 +625,26 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
                 DegenerateComponentWarning,
                 stacklevel=4,
             )
+
+    def _starting_component_count(self, X, sample_weight, warm):
+        """``n_components``, or fewer where the data hold fewer distinct samples.
+
+        ``n_components`` is an upper bound unless the fit is GaussianMixture's
+        (no sparsity, no covariance prior, no pruning), or its start fixes
+        the count (given starting parameters, a warm start).
+        """
+        given_start = warm or any(
+            getattr(self, name) is not None
+            for name in ("weights_init", "means_init", "precisions_init")
+        )
+        can_remove = (
+            self.sparsity != 0
+            or self.covariance_prior is not None
+            or self.prune_threshold > 0
+        )
+        return starting_component_count(
+            X, sample_weight, self.n_components, can_remove and not given_start
+        )
 
     def _dask_training_data(self, X, sample_weight, reset):
         """Dask training data, checked, and the engine that computes on its blocks.

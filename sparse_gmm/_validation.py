@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from sklearn.utils import check_array
+
+from .exceptions import TooFewSamplesWarning
 
 _FLOAT_DTYPES = (np.float64, np.float32)
 
@@ -16,6 +20,57 @@ def check_enough_samples(n_samples, n_components):
             f"but got n_components = {n_components}, "
             f"n_samples = {n_samples}"
         )
+
+
+def starting_component_count(X, sample_weight, n_components, upper_bound):
+    """How many components a fit on ``X`` starts with.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+    sample_weight : ndarray of shape (n_samples,)
+    n_components : int
+    upper_bound : bool
+        Whether ``n_components`` only bounds the fitted count (the fit can
+        remove components). If not, the fit is GaussianMixture's, and so is
+        the error for fewer samples than components.
+
+    Returns
+    -------
+    int
+        ``n_components``, or as an upper bound, at most the number of
+        distinct rows of positive weight, with a ``TooFewSamplesWarning``:
+        further components could only duplicate them.
+    """
+    if not upper_bound:
+        check_enough_samples(X.shape[0], n_components)
+        return n_components
+    n_distinct = _distinct_rows(X, sample_weight, n_components)
+    if 0 < n_distinct < n_components:
+        warnings.warn(
+            f"X has {n_distinct} distinct samples of positive weight, fewer "
+            f"than n_components={n_components}: the fit starts with "
+            f"{n_distinct} components.",
+            TooFewSamplesWarning,
+            # Past the estimator's helper, _fit, fit and its decorator.
+            stacklevel=6,
+        )
+        return n_distinct
+    return n_components
+
+
+def _distinct_rows(X, sample_weight, enough):
+    """The number of distinct rows of positive weight, or ``enough`` if more.
+
+    Counted first among the leading rows, where ordinary data show
+    ``enough`` at once; only data with ties are counted in full.
+    """
+    for rows in (slice(0, 4 * enough), slice(None)):
+        candidates = X[rows][sample_weight[rows] > 0]
+        n_distinct = np.unique(candidates, axis=0).shape[0]
+        if n_distinct >= enough:
+            return enough
+    return n_distinct
 
 
 def _check_shape(array, shape, name):
