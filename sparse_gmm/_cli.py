@@ -156,7 +156,10 @@ def _fit_command(args):
     )
     print(format_components(model, names))
     print(f"n_components_ = {model.n_components_}")
-    print(f"lower_bound_ = {model.lower_bound_:.6f}  (mean log-likelihood)")
+    print(
+        f"lower_bound_ = {model.lower_bound_:.6f}  (minus the objective before "
+        "the last iteration's M-step)"
+    )
     print(f"converged_ = {model.converged_}  (after {model.n_iter_} iterations)")
     try:
         if args.labels is not None:

@@ -28,31 +28,15 @@ from ._inputs import host_array, input_for
 from ._model_size import auto_sparsity, min_component_count
 from ._objective import SparseObjective
 from ._validation import (
-    check_enough_samples,
     check_means_init,
     check_precisions_init,
     check_weights_init,
+    starting_component_count,
 )
 from .engines._base import as_shared_tensor
 from .exceptions import DegenerateComponentWarning
 from .penalties import check_mm_prior, resolve_prior
 from .solvers import SOLVERS, ProgressReport, make_solver
-
-
-def _full_covariances(covariances, covariance_type, n_components, n_features):
-    """Every component's covariance as a (n_features, n_features) matrix.
-
-    Returns
-    -------
-    ndarray of shape (n_components, n_features, n_features)
-    """
-    if covariance_type == "full":
-        return covariances
-    if covariance_type == "tied":
-        return np.broadcast_to(covariances, (n_components, n_features, n_features))
-    if covariance_type == "diag":
-        return np.einsum("jd,de->jde", covariances, np.eye(n_features))
-    return covariances[:, None, None] * np.eye(n_features)
 
 
 class SparseGaussianMixture(DensityMixin, BaseEstimator):
@@ -74,7 +58,14 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
     ----------
     n_components : int, default=20
         Number of components the fit starts with: an upper bound on the
-        number kept.
+        number kept. On data with fewer distinct samples (of positive
+        weight) the fit starts with one component per distinct sample, with
+        a :class:`~sparse_gmm.exceptions.TooFewSamplesWarning`, unless the
+        fit is GaussianMixture's (``sparsity=0``, ``covariance_prior=None``,
+        ``prune_threshold=0``) or its start is given (``*_init``, a warm
+        start): then fewer samples than components is an error, as in
+        GaussianMixture. A Dask array is not counted (it would take a pass
+        to count): fewer rows than components is an error.
     sparsity : float or 'auto', default='auto'
         Strength ``s`` of the prior, in nats per sample per square-root
         weight. 'auto' charges a component what BIC charges for its
@@ -99,10 +90,15 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
         ``sparsity=0``, scikit-learn's EM iterates exactly). With ``relax``
         the final model is refitted without it.
     tol : float, default=1e-4
-        The fit stops when an iteration that pruned nothing changes the
-        objective by less than ``tol`` and moves no weight by more than
-        ``10 * tol`` of itself (a weak penalty lets a component die slowly:
-        a fit that stopped on the objective alone would keep it).
+        As in GaussianMixture: the fit has converged when the lower bound
+        (minus the objective at an iteration's E-step) changes by less than
+        ``tol`` from one iteration to the next; that iteration's M-step is
+        still taken. With a penalty (``sparsity > 0`` or a covariance prior)
+        the change counts only over iterations that pruned nothing and
+        moved no weight by more than ``10 * tol`` of itself (a weak penalty
+        lets a component die slowly: a fit that stopped on the objective
+        alone would keep it), and an M-step that would raise the objective
+        is not taken (``docs/maths.rst``, section 3.3).
     reg_covar : float, default=1e-6
         Added to the diagonal of every covariance.
     max_iter : int, default=1000
@@ -112,7 +108,8 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
         5-component mixture of 5,000 samples pruned its last spurious
         component at iteration 308.
     n_init : int, default=1
-        Number of initialisations; the fit with the lowest objective is kept.
+        Number of initialisations; the one with the largest ``lower_bound_``
+        is kept, as in GaussianMixture.
     init_params : {'kmeans', 'k-means++', 'random', 'random_from_data'}, \
             default='kmeans'
         How the starting responsibilities are chosen, as in GaussianMixture.
@@ -207,16 +204,26 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
     active_components_ : ndarray of shape (n_components_,)
         Indices of the survivors among the ``n_components`` starting ones.
     converged_ : bool
+        Whether the last run (the relaxed refit, if any) met ``tol``.
     n_iter_ : int
+        Iterations (E-step and M-step) of the kept initialisation, the
+        relaxed refit's included.
     lower_bound_ : float
-        Mean log-likelihood of the fitted model on the training data.
+        ``lower_bounds_[-1]``: minus the objective at the parameters before
+        the last M-step. With ``sparsity=0`` and ``covariance_prior=None``,
+        or after the relaxed refit, the objective is unpenalised and this is
+        those parameters' mean log-likelihood, GaussianMixture's
+        ``lower_bound_``. Minus infinity when ``max_iter=0``.
+    lower_bounds_ : ndarray of shape (n_iter_,)
+        Each iteration's lower bound (float64), as GaussianMixture's.
     objective_ : float
-        The objective at the fitted model: the relaxed (unpenalised) one when
-        ``relax`` refitted it, ``-lower_bound_``.
+        The objective at the fitted model: the relaxed (unpenalised) one,
+        minus the mean log-likelihood, when ``relax`` refitted it.
     sparsity_ : float
         The sparsity the fit used (the value of 'auto').
     loss_curve_ : ndarray of shape (n_iter_,)
-        The objective after each iteration (float64).
+        The objective after each iteration (float64), ending at
+        ``objective_``; ``lower_bounds_`` has it before each iteration.
     n_components_curve_ : ndarray of shape (n_iter_,)
         The number of components after each iteration.
     time_curve_ : ndarray of shape (n_iter_,)
@@ -421,7 +428,7 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
         warm = self.warm_start and hasattr(self, "converged_")
         data = input_for(X, sample_weight)
         X, sample_weight = data.training_data(self, X, sample_weight, reset=not warm)
-        check_enough_samples(X.shape[0], self.n_components)
+        n_components = self._starting_component_count(data, X, sample_weight, warm)
         engine = data.make_engine(self, X, verbose=self.verbose)
         X_device = engine.as_tensor(X)
         weight_device = engine.as_tensor(sample_weight)
@@ -431,11 +438,13 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
         init_X, init_weight = data.initialisation_sample(
             X,
             sample_weight,
-            n_components=self.n_components,
+            n_components=n_components,
             random_state=random_state,
             needs_rows=not warm and any(value is None for value in user_init.values()),
         )
-        objective = self._objective(X, sample_weight, init_X, init_weight, prior)
+        objective = self._objective(
+            X, sample_weight, init_X, init_weight, prior, n_components
+        )
         if self.solver == "em" and objective.sparsity > 0:
             check_mm_prior(prior)
         solver = make_solver(
@@ -457,7 +466,7 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
                 start = initial_parameters(
                     init_X,
                     init_weight,
-                    n_components=self.n_components,
+                    n_components=n_components,
                     covariance_type=self.covariance_type,
                     init_params=self.init_params,
                     reg_covar=self.reg_covar,
@@ -468,10 +477,22 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
                 )
             report.begin(init, start.n_components, X.shape[0])
             result = solver.solve(
-                X_device, weight_device, start, engine, objective, report
+                X_device,
+                weight_device,
+                start,
+                engine,
+                objective,
+                report,
+                previous_lower_bound=self.lower_bound_ if warm else -np.inf,
             )
             report.end(init, result)
-            if best is None or result.objective < best.objective:
+            # GaussianMixture's choice: the largest lower bound, and the last
+            # initialisation when none ran an iteration (max_iter=0).
+            if (
+                best is None
+                or result.lower_bound > best.lower_bound
+                or best.lower_bound == -np.inf
+            ):
                 best = result
         relaxed_objective = objective.relaxed()
         if self.relax and relaxed_objective != objective and self.max_iter > 0:
@@ -480,10 +501,11 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
             )
 
         if not best.converged and self.max_iter > 0:
+            # GaussianMixture's text, so that filters written for it match.
             warnings.warn(
-                "Best performing initialization did not converge. Try different "
-                "init parameters, or increase max_iter or tol, or check for "
-                "degenerate data.",
+                "Best performing initialization did not converge. "
+                "Try different init parameters, or increase max_iter, "
+                "tol, or check for degenerate data.",
                 ConvergenceWarning,
                 stacklevel=3,
             )
@@ -531,7 +553,7 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
             return best
         return best.followed_by(relaxed)
 
-    def _objective(self, X, sample_weight, init_X, init_weight, prior):
+    def _objective(self, X, sample_weight, init_X, init_weight, prior, n_components):
         """The objective with its data-scaled terms resolved.
 
         ``sparsity='auto'`` and the annihilation count depend on the total
@@ -545,7 +567,7 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
         sparsity = self.sparsity
         if isinstance(sparsity, str):
             sparsity = auto_sparsity(
-                n_samples, n_features, self.n_components, self.covariance_type
+                n_samples, n_features, n_components, self.covariance_type
             )
         covariance_prior = None
         if self.covariance_prior is not None:
@@ -559,7 +581,7 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
                 self.covariance_prior,
                 scale_X,
                 scale_weight,
-                self.n_components,
+                n_components,
                 total_weight=n_samples,
             )
         min_count = 0.0
@@ -568,7 +590,7 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
         return SparseObjective(
             float(sparsity),
             prior,
-            self.n_components,
+            n_components,
             covariance_prior=covariance_prior,
             min_count=min_count,
         )
@@ -587,6 +609,29 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
                 DegenerateComponentWarning,
                 stacklevel=4,
             )
+
+    def _starting_component_count(self, data, X, sample_weight, warm):
+        """``n_components``, or fewer where the data hold fewer distinct samples.
+
+        ``n_components`` is an upper bound unless the fit is GaussianMixture's
+        (no sparsity, no covariance prior, no pruning), or its start fixes
+        the count (given starting parameters, a warm start).
+        """
+        given_start = warm or any(
+            getattr(self, name) is not None
+            for name in ("weights_init", "means_init", "precisions_init")
+        )
+        can_remove = (
+            self.sparsity != 0
+            or self.covariance_prior is not None
+            or self.prune_threshold > 0
+        )
+        return starting_component_count(
+            lambda enough: data.distinct_rows(X, sample_weight, enough),
+            X.shape[0],
+            self.n_components,
+            can_remove and not given_start,
+        )
 
     def _checked_user_init(self, n_features):
         checks = {
@@ -625,7 +670,8 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
             "active_components_": parameters.active.copy(),
             "converged_": result.converged,
             "n_iter_": result.n_iter,
-            "lower_bound_": result.mean_log_likelihood,
+            "lower_bound_": result.lower_bound,
+            "lower_bounds_": result.lower_bounds,
             "objective_": result.objective,
             "sparsity_": sparsity,
             "loss_curve_": result.loss_curve,
@@ -779,27 +825,41 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
         """
         check_is_fitted(self)
         if n_samples < 1:
+            # GaussianMixture's text (which shows n_components there instead).
             raise ValueError(
-                f"Invalid value for 'n_samples': {n_samples}. The sampling requires "
-                "at least one sample."
+                f"Invalid value for 'n_samples': {n_samples} . The sampling "
+                "requires at least one sample."
             )
+        # GaussianMixture's draws, in its order: the same random_state gives
+        # the same samples from the same parameters.
         weights, means, covariances = (
-            host_array(attribute)
+            host_array(attribute).astype(np.float64)
             for attribute in (self.weights_, self.means_, self.covariances_)
         )
         rng = check_random_state(self.random_state)
-        counts = rng.multinomial(n_samples, weights.astype(np.float64))
-        covariances = _full_covariances(
-            covariances.astype(np.float64),
-            self.covariance_type,
-            self.n_components_,
-            means.shape[1],
-        )
-        samples = [
-            rng.multivariate_normal(mean, covariance, count)
-            for mean, covariance, count in zip(means, covariances, counts, strict=True)
-        ]
-        X = np.vstack(samples).astype(means.dtype, copy=False)
+        counts = rng.multinomial(n_samples, weights)
+        if self.covariance_type == "full":
+            samples = [
+                rng.multivariate_normal(mean, covariance, count)
+                for mean, covariance, count in zip(
+                    means, covariances, counts, strict=True
+                )
+            ]
+        elif self.covariance_type == "tied":
+            samples = [
+                rng.multivariate_normal(mean, covariances, count)
+                for mean, count in zip(means, counts, strict=True)
+            ]
+        else:
+            # Diagonal and spherical: independent coordinates.
+            samples = [
+                mean
+                + rng.standard_normal(size=(count, means.shape[1])) * np.sqrt(variance)
+                for mean, variance, count in zip(
+                    means, covariances, counts, strict=True
+                )
+            ]
+        X = np.vstack(samples).astype(host_array(self.means_).dtype, copy=False)
         y = np.repeat(np.arange(self.n_components_), counts)
         # The draws follow the fitted attributes' kind, as GaussianMixture's do.
         data = input_for(self.means_)

@@ -38,6 +38,7 @@ FITTED_ATTRIBUTES = {
     "converged_": "flag",
     "n_iter_": "count",
     "lower_bound_": "number",
+    "lower_bounds_": "curve",
     "objective_": "number",
     "sparsity_": "number",
     "loss_curve_": "curve",

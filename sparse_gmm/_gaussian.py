@@ -26,13 +26,15 @@ import torch
 
 COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
 
+# GaussianMixture's text first, so that what matches it matches ours.
 ILL_DEFINED_COVARIANCE = (
-    "Fitting the mixture model failed because some components have an "
+    "Fitting the mixture model failed because some components have "
     "ill-defined empirical covariance (for instance caused by singleton or "
-    "collapsed samples, or a constant feature). Increase reg_covar (it is "
-    "{reg_covar!r}), decrease n_components, or scale the input data. A "
-    "component far narrower than its distance from the data's mean also loses "
-    "its covariance to rounding, above all in float32: pass float64 data."
+    "collapsed samples). Try to decrease the number of components, increase "
+    "reg_covar, or scale the input data. reg_covar is {reg_covar!r}. A "
+    "constant feature also does this, and so does a component far narrower "
+    "than its distance from the data's mean, whose covariance is lost to "
+    "rounding, above all in float32: pass float64 data."
 )
 
 

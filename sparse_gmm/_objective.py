@@ -37,6 +37,11 @@ class SparseObjective:
     min_count: float = 0.0
 
     @property
+    def is_maximum_likelihood(self) -> bool:
+        """Whether ``F`` is the negative mean log-likelihood, unpenalised."""
+        return self.sparsity == 0 and self.covariance_prior is None
+
+    @property
     def scale(self) -> float:
         return self.sparsity / self.n_components_initial
 

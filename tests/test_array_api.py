@@ -47,49 +47,6 @@ FITTED_ARRAYS = (
 )
 
 
-class GaussianMixtureDefaults(SparseGaussianMixture):
-    """SparseGaussianMixture with GaussianMixture's defaults: its drop-in."""
-
-    def __init__(
-        self,
-        n_components=1,
-        *,
-        covariance_type="full",
-        tol=1e-3,
-        reg_covar=1e-6,
-        max_iter=100,
-        n_init=1,
-        init_params="kmeans",
-        weights_init=None,
-        means_init=None,
-        precisions_init=None,
-        random_state=None,
-        warm_start=False,
-        verbose=0,
-        verbose_interval=10,
-    ):
-        super().__init__(
-            n_components,
-            covariance_type=covariance_type,
-            tol=tol,
-            reg_covar=reg_covar,
-            max_iter=max_iter,
-            n_init=n_init,
-            init_params=init_params,
-            weights_init=weights_init,
-            means_init=means_init,
-            precisions_init=precisions_init,
-            random_state=random_state,
-            warm_start=warm_start,
-            verbose=verbose,
-            verbose_interval=verbose_interval,
-            sparsity=0.0,
-            prune_threshold=0.0,
-            covariance_prior=None,
-            relax=False,
-        )
-
-
 @pytest.fixture(scope="module")
 def data():
     """Three clusters, and positive weights."""
@@ -381,38 +338,10 @@ class TestUnderDispatch:
             dtype_name=dtype_name,
         )
 
-    @pytest.mark.parametrize("use_init_arguments", [False, True])
-    @pytest.mark.parametrize("device", DEVICES)
-    @pytest.mark.parametrize("dtype_name", ["float64", "float32"])
-    @pytest.mark.parametrize("covariance_type", ["full", "tied", "diag", "spherical"])
-    @pytest.mark.parametrize("init_params", ["random", "random_from_data"])
-    def test_scikit_learns_array_api_mixture_test(
-        self,
-        monkeypatch,
-        init_params,
-        covariance_type,
-        dtype_name,
-        device,
-        use_init_arguments,
-    ):
-        """scikit-learn's own test, run on the drop-in instead of GaussianMixture."""
-        from sklearn.mixture.tests import test_gaussian_mixture
-
-        monkeypatch.setattr(
-            test_gaussian_mixture, "GaussianMixture", GaussianMixtureDefaults
-        )
-        test_gaussian_mixture.test_gaussian_mixture_array_api_compliance(
-            init_params,
-            covariance_type,
-            "torch",
-            device,
-            dtype_name,
-            use_init_arguments,
-        )
-
 
 @pytest.mark.skipif(SCIPY_ARRAY_API, reason="this run has SCIPY_ARRAY_API=1 already")
 def test_dispatch_tests_pass_under_scipy_array_api():
+    """The dispatch tests here and scikit-learn's, with SCIPY_ARRAY_API=1."""
     root = Path(__file__).parents[1]
     result = subprocess.run(
         [
@@ -420,6 +349,11 @@ def test_dispatch_tests_pass_under_scipy_array_api():
             "-m",
             "pytest",
             f"{Path(__file__).relative_to(root)}::TestUnderDispatch",
+            # scikit-learn's own array API mixture tests, torch cases
+            # included, on the drop-in (they skip without SCIPY_ARRAY_API).
+            "tests/test_sklearn_mixture_suite.py",
+            "-k",
+            "TestUnderDispatch or array_api",
             "-q",
             "-p",
             "no:randomly",

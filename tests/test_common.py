@@ -4,8 +4,11 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from sparse_gmm import SparseGaussianMixture, SparseGaussianMixtureCV
 
-# Small starting sizes: the checks fit on as few as 10-30 samples.
+# The defaults, and small starting sizes: the checks fit on as few as 10-30
+# samples, fewer than the default 20 components, so the default instance
+# starts with one component per distinct sample (and warns).
 ESTIMATORS = [
+    SparseGaussianMixture(),
     SparseGaussianMixture(n_components=2, random_state=0),
     SparseGaussianMixture(
         n_components=3, sparsity=0.0, covariance_type="diag", random_state=0

@@ -45,7 +45,7 @@ EXPLAINED_ERRORS = re.compile(
             r"Input X contains (NaN|infinity)",
             r"minimum of 2 is required",
             r"n_samples >= n_components",
-            r"ill-defined empirical covariance.*Increase reg_covar",
+            r"ill-defined empirical covariance.*increase reg_covar",
             r"The log-likelihood became .* Scale the input data",
             # Not the gradient solvers' "objective became nan": at the default
             # step size, on these small data, that is a bug (it was one: the

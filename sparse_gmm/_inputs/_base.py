@@ -133,6 +133,32 @@ class Input(ABC):
         X = self.check_samples(estimator, X, reset=reset, ensure_min_samples=2)
         return X, self.check_sample_weight(sample_weight, X)
 
+    def distinct_rows(self, X, sample_weight, enough):
+        """The number of distinct rows of positive weight, or ``enough`` if more.
+
+        Counted first among the leading rows, where ordinary data show
+        ``enough`` at once; only data with ties are counted in full.
+
+        Parameters
+        ----------
+        X : array of shape (n_samples, n_features)
+            As :meth:`check_samples` returned it.
+        sample_weight : array of shape (n_samples,)
+        enough : int
+
+        Returns
+        -------
+        int
+        """
+        for rows in (slice(0, 4 * enough), slice(None)):
+            n_distinct = self._unique_row_count(X[rows][sample_weight[rows] > 0])
+            if n_distinct >= enough:
+                return enough
+        return n_distinct
+
+    def _unique_row_count(self, X):
+        return np.unique(X, axis=0).shape[0]
+
     @abstractmethod
     def make_engine(self, estimator, X, verbose=0) -> Engine:
         """The engine that computes on ``X`` with the estimator's settings.

@@ -111,6 +111,9 @@ class TorchInput(Input):
             raise ValueError("Negative values in data passed to `sample_weight`.")
         return weight
 
+    def _unique_row_count(self, X):
+        return torch.unique(X, dim=0).shape[0]
+
     def make_engine(self, estimator, X, verbose=0):
         # 'auto' computes where the tensor is, as geomloss and scikit-learn's
         # array API do; a named device moves the tensor there.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -21,12 +22,13 @@ class FitResult:
         The surviving components.
     objective : float
         ``F`` at ``parameters``.
-    mean_log_likelihood : float
-        Weighted mean log-likelihood of the training data at ``parameters``.
     n_iter : int
     converged : bool
     loss_curve : numpy.ndarray of shape (n_iter,)
         ``F`` after each iteration.
+    lower_bounds : numpy.ndarray of shape (n_iter,)
+        Each iteration's lower bound: ``-F`` at the parameters it started
+        from (MM-EM's E-step), scikit-learn's ``lower_bounds_``.
     n_components_curve : numpy.ndarray of shape (n_iter,)
         Number of components after each iteration.
     time_curve : numpy.ndarray of shape (n_iter,)
@@ -35,12 +37,21 @@ class FitResult:
 
     parameters: MixtureParameters
     objective: float
-    mean_log_likelihood: float
     n_iter: int
     converged: bool
     loss_curve: np.ndarray
+    lower_bounds: np.ndarray
     n_components_curve: np.ndarray
     time_curve: np.ndarray
+
+    @property
+    def lower_bound(self) -> float:
+        """The last iteration's lower bound; minus infinity without iterations.
+
+        As scikit-learn's ``lower_bound_``: of the parameters before the
+        last M-step, which is what initialisations are compared by.
+        """
+        return float(self.lower_bounds[-1]) if self.n_iter else -math.inf
 
     def followed_by(self, later: FitResult) -> FitResult:
         """This run's path continued by ``later``'s, which started at its end.
@@ -54,10 +65,10 @@ class FitResult:
         return FitResult(
             parameters=later.parameters,
             objective=later.objective,
-            mean_log_likelihood=later.mean_log_likelihood,
             n_iter=self.n_iter + later.n_iter,
             converged=later.converged,
             loss_curve=np.concatenate((self.loss_curve, later.loss_curve)),
+            lower_bounds=np.concatenate((self.lower_bounds, later.lower_bounds)),
             n_components_curve=np.concatenate(
                 (self.n_components_curve, later.n_components_curve)
             ),
@@ -66,7 +77,7 @@ class FitResult:
 
 
 class FitPath:
-    """Records the objective, component count and time after each iteration.
+    """Records each iteration's lower bound, objective, component count and time.
 
     Parameters
     ----------
@@ -76,28 +87,29 @@ class FitPath:
 
     def __init__(self, report):
         self.report = report
-        self.loss, self.n_components, self.time = [], [], []
+        self.lower_bounds, self.loss, self.n_components, self.time = [], [], [], []
         self._start = time.perf_counter()
 
     def __len__(self):
         return len(self.loss)
 
-    def record(self, value, n_components):
-        """Append one iteration's objective and number of components."""
+    def record(self, lower_bound, value, n_components):
+        """Append one iteration: its lower bound, ``F`` and components after it."""
+        self.lower_bounds.append(lower_bound)
         self.loss.append(value)
         self.n_components.append(n_components)
         self.time.append(time.perf_counter() - self._start)
         self.report.iteration(len(self.loss), value, n_components)
 
-    def result(self, parameters, objective, mean_log_likelihood, converged):
+    def result(self, parameters, objective, converged):
         """The :class:`FitResult` of a run that ends at ``parameters``."""
         return FitResult(
             parameters=parameters,
             objective=objective,
-            mean_log_likelihood=mean_log_likelihood,
             n_iter=len(self.loss),
             converged=converged,
             loss_curve=np.asarray(self.loss, dtype=np.float64),
+            lower_bounds=np.asarray(self.lower_bounds, dtype=np.float64),
             n_components_curve=np.asarray(self.n_components, dtype=np.int64),
             time_curve=np.asarray(self.time, dtype=np.float64),
         )
@@ -107,7 +119,16 @@ class Solver(ABC):
     """A loop that minimises the sparse objective through an engine's primitives."""
 
     @abstractmethod
-    def solve(self, X, sample_weight, initial, engine, objective, report) -> FitResult:
+    def solve(
+        self,
+        X,
+        sample_weight,
+        initial,
+        engine,
+        objective,
+        report,
+        previous_lower_bound=-math.inf,
+    ) -> FitResult:
         """Minimise from ``initial``.
 
         Parameters
@@ -119,6 +140,9 @@ class Solver(ABC):
         engine : Engine
         objective : SparseObjective
         report : ProgressReport
+        previous_lower_bound : float, default=-inf
+            The lower bound that the first iteration's is compared with:
+            a warm start's previous ``lower_bound_``, as in scikit-learn.
 
         Returns
         -------
@@ -172,10 +196,11 @@ class ProgressReport:
     def relaxed(self, result: FitResult):
         """Report the end of the relaxed refit (maximum likelihood)."""
         if self.verbose >= 1:
+            # Unpenalised, the objective is the negative mean log-likelihood.
             self._finished(
                 "Relaxed refit",
                 result,
-                f"mean log-likelihood {result.mean_log_likelihood:.6f}",
+                f"mean log-likelihood {-result.objective:.6f}",
             )
 
     def _finished(self, run, result: FitResult, value):

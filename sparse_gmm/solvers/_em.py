@@ -24,6 +24,8 @@ class _State:
     value: float
     never_prune: np.ndarray
     converged: bool
+    lower_bound: float = -math.inf
+    """The last iteration's lower bound: minus ``F`` at its E-step."""
 
 
 NON_FINITE_LIKELIHOOD = (
@@ -91,17 +93,21 @@ class MMEMSolver(Solver):
     weights, so ``F`` never increases (docs/maths.rst, section 3). Components
     whose weight falls below ``prune_threshold`` are removed; should a removal
     raise ``F`` (possible without sparsity), it is undone and that component is
-    never pruned again in this fit. An iteration that would raise ``F`` (the
-    covariance update with ``reg_covar`` is not the exact minimiser, and
-    rounding near a fixed point) ends the fit at the previous iterate, which
-    ``loss_curve_`` then ends with.
+    never pruned again in this fit. With a penalised objective, an iteration
+    whose M-step would raise ``F`` (the covariance update with ``reg_covar``
+    is not the exact minimiser, and rounding near a fixed point) ends the fit
+    at the previous iterate; without penalty the iterations and the stopping
+    rule are scikit-learn's EM's.
 
     Parameters
     ----------
     max_iter : int
     tol : float
-        Convergence when ``F`` changes by less than ``tol`` in an iteration
-        that pruned nothing.
+        Convergence when the lower bound (``-F`` at an iteration's E-step)
+        changes by less than ``tol`` from one iteration to the next, as in
+        scikit-learn; with a penalised objective, over iterations that
+        pruned nothing and moved no weight by more than ``10 * tol`` of
+        itself.
     reg_covar : float
     prune_threshold : float
     removal_moves : bool, default=False
@@ -158,11 +164,31 @@ class MMEMSolver(Solver):
     def _descend(self, X, sample_weight, state, engine, objective, budget, record):
         """MM-EM iterations from ``state`` until convergence or ``budget`` runs out.
 
-        ``record(value, n_components)`` is called after each iteration.
+        Iteration ``t`` is scikit-learn's: the E-step at the parameters
+        ``theta_(t-1)`` (already computed: ``state.statistics`` and
+        ``state.value``, ``F(theta_(t-1))``), whose ``-F`` is the iteration's
+        lower bound, then the M-step to ``theta_t``. The fit has converged
+        when the lower bound changed by less than ``tol`` since the previous
+        iteration's (never in the first iteration, whose previous bound is
+        ``state.lower_bound``, minus infinity on a fresh start); the M-step of
+        that iteration is still taken. With a penalised objective, the change
+        counts only when the previous and the current iterations pruned
+        nothing and the previous one moved no weight by more than ``10 *
+        tol`` of itself, and an M-step that would raise ``F`` is not taken
+        (docs/maths.rst, section 3.3). Each M-step's parameters are evaluated
+        at once: that E-step is the next iteration's, or the fitted model's.
+
+        ``record(lower_bound, value, n_components)`` is called after each
+        iteration with its lower bound and ``F`` after it.
         """
         parameters, statistics, value = state.parameters, state.statistics, state.value
-        converged = False
+        lower_bound = state.lower_bound
+        penalised = not objective.is_maximum_likelihood
+        # A fresh start's lower bound is minus infinity, so its first
+        # iteration cannot converge; a warm start's is the previous fit's.
+        converged, settled = False, True
         for _ in range(budget):
+            previous_lower_bound, lower_bound = lower_bound, -value
             old_weights = parameters.weights.cpu().numpy()
             mass = statistics.moments[:, 0].cpu().numpy()
             weights = mm_weights(
@@ -199,23 +225,33 @@ class MMEMSolver(Solver):
                     new_statistics, new_value = self._evaluate(
                         engine, X, sample_weight, candidate, objective
                     )
-            if not pruned and new_value > value:
+            if penalised and not pruned and new_value > value:
                 # reg_covar makes the covariance update inexact (as in
                 # scikit-learn): where a component is collapsing, or near a
                 # fixed point, an iteration can raise F slightly; rounding can
-                # too. Stop at the better, previous iterate.
+                # too. The iteration's M-step is not taken: the fit ends at
+                # the better, previous iterate.
+                record(lower_bound, value, parameters.n_components)
                 converged = True
                 break
-            change = value - new_value
-            settled = pruned or _weights_settled(
-                old_weights, candidate.weights.cpu().numpy(), 10 * self.tol
+            # Convergence is judged on the previous M-step's change, as
+            # scikit-learn does; this iteration's M-step is taken either way.
+            change = lower_bound - previous_lower_bound
+            stable = settled and not pruned
+            settled = not pruned and (
+                not penalised
+                or _weights_settled(
+                    old_weights, candidate.weights.cpu().numpy(), 10 * self.tol
+                )
             )
             parameters, statistics, value = candidate, new_statistics, new_value
-            record(value, parameters.n_components)
-            if not pruned and abs(change) < self.tol and settled:
+            record(lower_bound, value, parameters.n_components)
+            if abs(change) < self.tol and stable:
                 converged = True
                 break
-        return _State(parameters, statistics, value, state.never_prune, converged)
+        return _State(
+            parameters, statistics, value, state.never_prune, converged, lower_bound
+        )
 
     def solve(
         self,
@@ -225,11 +261,14 @@ class MMEMSolver(Solver):
         engine: Engine,
         objective: SparseObjective,
         report: ProgressReport,
+        previous_lower_bound: float = -math.inf,
     ) -> FitResult:
         """Run MM-EM from ``initial`` (then the removal moves, if enabled)."""
         statistics, value = self._evaluate(engine, X, sample_weight, initial, objective)
         never_prune = np.zeros(objective.n_components_initial, dtype=bool)
-        state = _State(initial, statistics, value, never_prune, False)
+        state = _State(
+            initial, statistics, value, never_prune, False, previous_lower_bound
+        )
         path = FitPath(report)
         state = self._descend(
             X, sample_weight, state, engine, objective, self.max_iter, path.record
@@ -248,12 +287,16 @@ class MMEMSolver(Solver):
                 engine, X, sample_weight, trial_parameters, objective
             )
 
-            def record_trial(value, n_components, incumbent=incumbent):
+            def record_trial(lower_bound, value, n_components, incumbent=incumbent):
                 # The model is the incumbent until the trial beats it.
                 if value < incumbent.value:
-                    path.record(value, n_components)
+                    path.record(lower_bound, value, n_components)
                 else:
-                    path.record(incumbent.value, incumbent.parameters.n_components)
+                    path.record(
+                        incumbent.lower_bound,
+                        incumbent.value,
+                        incumbent.parameters.n_components,
+                    )
 
             trial = self._descend(
                 X,
@@ -274,9 +317,4 @@ class MMEMSolver(Solver):
                 state = incumbent
                 break
             state = trial
-        return path.result(
-            state.parameters,
-            state.value,
-            state.statistics.mean_log_likelihood,
-            state.converged,
-        )
+        return path.result(state.parameters, state.value, state.converged)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 
@@ -142,14 +144,18 @@ class GradientSolver(Solver):
         engine: Engine,
         objective: SparseObjective,
         report: ProgressReport,
+        previous_lower_bound: float = -math.inf,
     ) -> FitResult:
-        """Run the optimiser from ``initial`` (same contract as MMEMSolver)."""
+        """Run the optimiser from ``initial`` (same contract as MMEMSolver).
+
+        ``previous_lower_bound`` is unused: convergence needs a run of
+        ``n_iter_no_change`` small changes within this run.
+        """
         covariance_type = initial.covariance_type
         total_weight = engine.total_weight(sample_weight)
         variables = _unconstrained(initial)
         active = initial.active
         optimizer = self._make_optimizer(list(variables.values()))
-        state = {}
 
         def closure():
             optimizer.zero_grad()
@@ -157,7 +163,6 @@ class GradientSolver(Solver):
             log_likelihood = engine.log_likelihood(X, sample_weight, mixture)
             value = -log_likelihood / total_weight + objective.penalty(mixture.weights)
             value.backward()
-            state["mean_log_likelihood"] = float(log_likelihood.detach()) / total_weight
             return value
 
         value = float(closure().detach())
@@ -176,7 +181,7 @@ class GradientSolver(Solver):
                 active = active[keep]
             previous, value = value, float(closure().detach())
             self._check_finite(value)
-            path.record(value, len(active))
+            path.record(-previous, value, len(active))
             # Adam's objective can rise for a while (its first steps are of
             # size learning_rate whatever the gradient): what ends the fit is
             # a run of small changes, not the lack of a new best.
@@ -198,7 +203,7 @@ class GradientSolver(Solver):
                 covariance_type=covariance_type,
                 active=active,
             )
-        return path.result(parameters, value, state["mean_log_likelihood"], converged)
+        return path.result(parameters, value, converged)
 
     @staticmethod
     def _check_finite(value):
