@@ -353,8 +353,8 @@ class SparseGaussianMixtureCV(DensityMixin, BaseEstimator):
         nats for 400 held-out rows in 2 dimensions), so converging the folds
         further would not change which sparsity wins, only cost iterations.
     covariance_type, covariance_prior, tol, reg_covar, max_iter, init_params, \
-            prune_threshold, solver, prior, learning_rate, removal_moves, \
-            engine, device, verbose_interval :
+            prune_threshold, solver, prior, learning_rate, acceleration, \
+            removal_moves, engine, device, verbose_interval :
         As in :class:`SparseGaussianMixture`, for every fit (folds and refit).
     n_init : int, default=1
         Initialisations of each path's start (every fold's, and the
@@ -453,6 +453,7 @@ class SparseGaussianMixtureCV(DensityMixin, BaseEstimator):
         solver="em",
         prior="sqrt",
         learning_rate=0.1,
+        acceleration="squarem",
         removal_moves=False,
         engine="auto",
         device="auto",
@@ -482,6 +483,7 @@ class SparseGaussianMixtureCV(DensityMixin, BaseEstimator):
         self.solver = solver
         self.prior = prior
         self.learning_rate = learning_rate
+        self.acceleration = acceleration
         self.removal_moves = removal_moves
         self.engine = engine
         self.device = device

@@ -143,6 +143,16 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
         write one). MM-EM needs it concave and increasing, and checks.
     learning_rate : float, default=0.1
         Adam's step size (the tutorial's); unused by the other solvers.
+    acceleration : {'squarem'} or None, default='squarem'
+        MM-EM only, while a sparsity or a covariance prior is in force:
+        after every two iterations, SQUAREM's extrapolation from the three
+        iterates (Varadhan and Roland 2008; ``docs/maths.rst`` section 3.4),
+        taken where it lowers the objective, so the objective still never
+        increases. A redundant component dies at a geometric rate close to
+        one, which the extrapolation shortens: 2-5 times fewer iterations
+        (``benchmarks/bench_end_to_end.py``). None is plain MM-EM. Maximum
+        likelihood (``sparsity=0`` without a covariance prior, and the
+        relaxed refit) is always plain EM, scikit-learn's iterates.
     relax : bool, default=True
         After the components are chosen, refit the survivors by maximum
         likelihood from where the sparse fit ended (MM-EM without the
@@ -167,11 +177,10 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
         that memory does not grow with ``n_samples``; 'keops' uses KeOps'
         symbolic reductions (needs pykeops and a C++ compiler or CUDA; each
         new formula compiles once, in seconds); 'auto' picks by the rule
-        documented in :mod:`sparse_gmm.engines`: KeOps on a CUDA device, and
-        on the CPU only for fits of at least a million samples with at most
-        10 components and 8 features (where it measured as fast as torch at
-        half the memory); torch otherwise. When KeOps cannot run, 'auto'
-        falls back to torch with one ``EngineFallbackWarning``.
+        documented in :mod:`sparse_gmm.engines`: KeOps on a CUDA device,
+        torch on the CPU (where it was faster in every size and dtype
+        measured). When KeOps cannot run, 'auto' falls back to torch with one
+        ``EngineFallbackWarning``.
     device : {'auto', 'cpu', 'cuda'} or str, default='auto'
         Torch device ('cuda:1' works too); 'auto' is CUDA when available,
         and a torch tensor's own device for tensor input (a CUDA tensor is
@@ -303,6 +312,7 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
         "solver": [StrOptions(set(SOLVERS))],
         "prior": [StrOptions({"sqrt", "log"}), HasMethods(["value", "derivative"])],
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "acceleration": [StrOptions({"squarem"}), None],
         "removal_moves": ["boolean"],
         "engine": [StrOptions({"auto", "torch", "keops"})],
         "device": [str, torch.device],
@@ -331,6 +341,7 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
         solver="em",
         prior="sqrt",
         learning_rate=0.1,
+        acceleration="squarem",
         removal_moves=False,
         relax=True,
         engine="auto",
@@ -356,6 +367,7 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
         self.solver = solver
         self.prior = prior
         self.learning_rate = learning_rate
+        self.acceleration = acceleration
         self.removal_moves = removal_moves
         self.relax = relax
         self.engine = engine
@@ -455,6 +467,7 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
             prune_threshold=self.prune_threshold,
             learning_rate=self.learning_rate,
             removal_moves=self.removal_moves,
+            acceleration=self.acceleration,
         )
         report = ProgressReport(self.verbose, self.verbose_interval)
 

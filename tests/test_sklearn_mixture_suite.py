@@ -45,6 +45,7 @@ class GaussianMixture(SparseGaussianMixture):
     solver = "em"
     prior = "sqrt"
     learning_rate = 0.1
+    acceleration = "squarem"
     removal_moves = False
     engine = "auto"
     device = "auto"

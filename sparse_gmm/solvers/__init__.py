@@ -21,11 +21,12 @@ def make_solver(
     prune_threshold,
     learning_rate,
     removal_moves,
+    acceleration=None,
 ):
     """The solver named by the estimator's ``solver`` parameter.
 
-    ``reg_covar`` and ``removal_moves`` only concern MM-EM, ``learning_rate``
-    only Adam.
+    ``reg_covar``, ``acceleration`` and ``removal_moves`` only concern MM-EM,
+    ``learning_rate`` only Adam.
     """
     if solver == "em":
         return MMEMSolver(
@@ -33,6 +34,7 @@ def make_solver(
             tol=tol,
             reg_covar=reg_covar,
             prune_threshold=prune_threshold,
+            acceleration=acceleration,
             removal_moves=removal_moves,
         )
     return GradientSolver(

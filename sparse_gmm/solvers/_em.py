@@ -8,7 +8,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .._gaussian import MixtureParameters, at_covariance_floor
+from .._gaussian import (
+    MixtureParameters,
+    at_covariance_floor,
+    precision_cholesky_from_covariances,
+)
 from .._m_step import gaussian_components, mm_weights
 from .._objective import SparseObjective
 from ..engines import Engine, SufficientStatistics
@@ -27,6 +31,9 @@ class _State:
     lower_bound: float = -math.inf
     """The last iteration's lower bound: minus ``F`` at its E-step."""
 
+
+# Relative decrease of F below which an extrapolation is not taken.
+_TIE = 1e-12
 
 NON_FINITE_LIKELIHOOD = (
     "The log-likelihood became {value} during the fit: the data overflow the "
@@ -71,6 +78,88 @@ def _weights_settled(old_weights, new_weights, rtol):
     return bool(np.all(np.abs(new_weights - old_weights) <= rtol * old_weights))
 
 
+def _covariance_factor(covariances, covariance_type):
+    """A square root of the covariances that stays one under extrapolation.
+
+    The lower Cholesky factor for full and tied covariances, the standard
+    deviations for diagonal and spherical ones: any value of the factor
+    squares to a positive semi-definite covariance.
+    """
+    if covariance_type in ("full", "tied"):
+        return torch.linalg.cholesky(covariances)
+    return covariances.sqrt()
+
+
+def _squared_factor(factor, covariance_type):
+    if covariance_type in ("full", "tied"):
+        return factor @ factor.mT
+    return factor.square()
+
+
+def _extrapolated(theta0, theta1, theta2, prune_threshold, reg_covar):
+    """SQUAREM's point from three successive MM-EM iterates, or None.
+
+    Varadhan and Roland's (2008) squared iterative method, scheme S3: with
+    ``r = theta1 - theta0`` and ``v = theta2 - 2 theta1 + theta0``, the step
+    ``alpha = -|r| / |v|`` and the point ``theta0 - 2 alpha r + alpha^2 v``,
+    in the coordinates (weights, means, covariance factor); docs/maths.rst,
+    section 3.4. Components whose extrapolated weight falls to
+    ``prune_threshold`` or below are left out.
+
+    Parameters
+    ----------
+    theta0, theta1, theta2 : MixtureParameters
+        Successive iterates, with the same components.
+    prune_threshold, reg_covar : float
+
+    Returns
+    -------
+    MixtureParameters or None
+        None where the step is no longer than plain MM-EM's (``alpha >= -1``)
+        or the point is not a mixture.
+    """
+    kind = theta0.covariance_type
+    coordinates = [
+        (p.weights, p.means, _covariance_factor(p.covariances, kind))
+        for p in (theta0, theta1, theta2)
+    ]
+    r = [b - a for a, b in zip(coordinates[0], coordinates[1], strict=True)]
+    v = [
+        c - 2 * b + a
+        for a, b, c in zip(coordinates[0], coordinates[1], coordinates[2], strict=True)
+    ]
+    r_norm = math.sqrt(sum(float(t.square().sum()) for t in r))
+    v_norm = math.sqrt(sum(float(t.square().sum()) for t in v))
+    if not v_norm > 0 or not math.isfinite(r_norm / v_norm):
+        return None
+    alpha = -r_norm / v_norm
+    if alpha >= -1.0:
+        return None
+    weights, means, factor = (
+        a - 2 * alpha * b + alpha**2 * c
+        for a, b, c in zip(coordinates[0], r, v, strict=True)
+    )
+    keep = (weights > prune_threshold).cpu().numpy()
+    if not keep.any():
+        return None
+    covariances = _squared_factor(factor, kind)
+    try:
+        precisions_cholesky = precision_cholesky_from_covariances(
+            covariances, kind, reg_covar
+        )
+    except ValueError:
+        return None
+    point = MixtureParameters(
+        weights=weights.clamp(min=0) / weights.clamp(min=0).sum(),
+        means=means,
+        covariances=covariances,
+        precisions_cholesky=precisions_cholesky,
+        covariance_type=kind,
+        active=theta0.active,
+    )
+    return point if keep.all() else point.subset(keep)
+
+
 def _degenerate(counts, parameters, reg_covar, min_count):
     """Components that cannot support a covariance of their own.
 
@@ -110,6 +199,13 @@ class MMEMSolver(Solver):
         itself.
     reg_covar : float
     prune_threshold : float
+    acceleration : {'squarem', None}, default=None
+        With 'squarem', while the objective is penalised, every two MM-EM
+        iterations are followed by SQUAREM's extrapolation from the three
+        iterates (:func:`_extrapolated`), taken only where it lowers ``F``
+        (so ``F`` still never increases); it counts as an iteration when
+        taken. Maximum likelihood (the relaxed refit, ``sparsity=0`` without
+        a covariance prior) keeps plain EM: scikit-learn's iterates.
     removal_moves : bool, default=False
         After convergence (with ``sparsity > 0``), remove the lightest
         component, run MM-EM again, and keep the removal if ``F`` ends lower;
@@ -120,12 +216,20 @@ class MMEMSolver(Solver):
     """
 
     def __init__(
-        self, *, max_iter, tol, reg_covar, prune_threshold, removal_moves=False
+        self,
+        *,
+        max_iter,
+        tol,
+        reg_covar,
+        prune_threshold,
+        acceleration=None,
+        removal_moves=False,
     ):
         self.max_iter = max_iter
         self.tol = tol
         self.reg_covar = reg_covar
         self.prune_threshold = prune_threshold
+        self.acceleration = acceleration
         self.removal_moves = removal_moves
 
     def _evaluate(self, engine, X, sample_weight, parameters, objective):
@@ -187,9 +291,32 @@ class MMEMSolver(Solver):
         # A fresh start's lower bound is minus infinity, so its first
         # iteration cannot converge; a warm start's is the previous fit's.
         converged, settled = False, True
+        accelerate = penalised and self.acceleration == "squarem"
+        # The plain iterates since the last extrapolation or removal, and F
+        # where they began.
+        history, cycle_value = [], value
         for _ in range(budget):
             previous_lower_bound, lower_bound = lower_bound, -value
             old_weights = parameters.weights.cpu().numpy()
+            if accelerate and len(history) == 2:
+                # A cycle: two MM-EM iterations, then the extrapolation. Slow
+                # (linear) convergence makes each plain step's change small
+                # far from the optimum, so the cycle as a whole is judged.
+                cycle_start = history[0]
+                jump = self._squarem_step(
+                    history, parameters, X, sample_weight, engine, objective, value
+                )
+                history = []
+                if jump is not None:
+                    parameters, statistics, value = jump
+                    record(lower_bound, value, parameters.n_components)
+                if self._cycle_converged(cycle_start, cycle_value, parameters, value):
+                    converged = True
+                    break
+                if jump is not None:
+                    continue
+            if accelerate and not history:
+                cycle_value = value
             mass = statistics.moments[:, 0].cpu().numpy()
             weights = mm_weights(
                 mass / mass.sum(), objective.tangent_slopes(old_weights)
@@ -244,14 +371,62 @@ class MMEMSolver(Solver):
                     old_weights, candidate.weights.cpu().numpy(), 10 * self.tol
                 )
             )
+            history = [] if pruned else [*history, parameters]
             parameters, statistics, value = candidate, new_statistics, new_value
             record(lower_bound, value, parameters.n_components)
-            if abs(change) < self.tol and stable:
+            if abs(change) < self.tol and stable and not accelerate:
                 converged = True
                 break
         return _State(
             parameters, statistics, value, state.never_prune, converged, lower_bound
         )
+
+    def _cycle_converged(self, start, start_value, parameters, value):
+        """Whether a SQUAREM cycle from ``start`` to ``parameters`` ends the fit.
+
+        As plain MM-EM's rule over the whole cycle: no component removed, ``F``
+        changed by less than ``tol`` and no weight moved by more than ``10 *
+        tol`` of itself.
+        """
+        return (
+            parameters.n_components == start.n_components
+            and abs(start_value - value) < self.tol
+            and _weights_settled(
+                start.weights.cpu().numpy(),
+                parameters.weights.cpu().numpy(),
+                10 * self.tol,
+            )
+        )
+
+    def _squarem_step(
+        self, history, parameters, X, sample_weight, engine, objective, value
+    ):
+        """SQUAREM's point after ``history + [parameters]``, where it lowers ``F``.
+
+        Returns
+        -------
+        tuple of (MixtureParameters, SufficientStatistics, float) or None
+            The point, its E-step and its ``F``; None where there is no
+            point (:func:`_extrapolated`), it leaves the working precision,
+            or it does not lower ``F`` below ``value``, the last iterate's, by
+            more than rounding.
+        """
+        point = _extrapolated(
+            *history, parameters, self.prune_threshold, self.reg_covar
+        )
+        if point is None:
+            return None
+        try:
+            statistics, point_value = self._evaluate(
+                engine, X, sample_weight, point, objective
+            )
+        except ValueError:
+            return None
+        # Not a tie either: near the optimum rounding alone decides whether a
+        # point "lowers" F, and equal data summed in another order (weights
+        # against repeated rows) would then take different paths.
+        lowers = point_value < value - _TIE * abs(value)
+        return (point, statistics, point_value) if lowers else None
 
     def solve(
         self,
