@@ -470,10 +470,11 @@ class SparseGaussianMixtureCV(DensityMixin, BaseEstimator):
 
     def _base_estimator(self, random_state):
         # The path continues from the penalised fits; the CV relaxes the
-        # copies it scores (``relax``), and the refit.
+        # copies it scores (``relax``), and the refit. The folds choose the
+        # sparsity, hence the size: no criterion walks it down.
         return SparseGaussianMixture(
             **{name: getattr(self, name) for name in _SHARED_PARAMETERS},
-        ).set_params(random_state=random_state, relax=False)
+        ).set_params(random_state=random_state, relax=False, criterion=None)
 
     def _grid(self, n_train, n_features):
         """``(grid, extensible)``: the increasing sparsities, and whether the
