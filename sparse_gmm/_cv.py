@@ -42,6 +42,9 @@ _CV_CONTROLLED = (
     "random_state",
     # The CV's own progress; levels above 2 pass on to the fits, less 2.
     "verbose",
+    # The CV's own: its folds choose the size through the sparsity, where the
+    # estimator's default walks down by BIC from the sparse fit.
+    "criterion",
 )
 _FORWARDED = tuple(
     name
@@ -494,11 +497,13 @@ class SparseGaussianMixtureCV(DensityMixin, BaseEstimator):
 
     def _base_estimator(self, random_state):
         # The path continues from the penalised fits; the CV relaxes the
-        # copies it scores (``relax``), and the refit.
+        # copies it scores (``relax``), and the refit. The folds choose the
+        # sparsity, hence the size: no criterion walks it down.
         return SparseGaussianMixture(
             **{name: getattr(self, name) for name in _FORWARDED},
             random_state=random_state,
             relax=False,
+            criterion=None,
             verbose=max(self.verbose - 2, 0),
         )
 

@@ -27,6 +27,7 @@ from ._initialization import initial_parameters
 from ._inputs import host_array, input_for
 from ._model_size import auto_sparsity, min_component_count
 from ._objective import SparseObjective
+from ._size_selection import CRITERIA, walk_down
 from ._validation import (
     check_means_init,
     check_precisions_init,
@@ -46,10 +47,12 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
     mixture weights, ``(sparsity / n_components) * sum_j sqrt(W_j)``, and an
     inverse-Wishart prior on the covariances. The sparsity prior drives the
     weights of unneeded components to zero; components whose weight falls
-    below ``prune_threshold``, or whose expected sample count cannot pay for
-    their parameters, are removed during the fit, so one fit started with
-    generously many components keeps the ones the data need; the survivors
-    are then refitted by maximum likelihood (``relax``).
+    below ``prune_threshold``, or whose expected sample count is too small to
+    estimate them, are removed during the fit. The size this proposes is
+    then walked down, one component at a time, and the size with the best
+    BIC kept (``criterion``), so one fit started with generously many
+    components keeps the ones the data need; the survivors are then
+    refitted by maximum likelihood (``relax``).
     ``sparsity=0, covariance_prior=None`` is maximum likelihood, and then the
     iterates are those of :class:`sklearn.mixture.GaussianMixture` started
     from the same parameters.
@@ -123,9 +126,10 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
         objective is undone, and that component kept, unless it is
         degenerate (too few samples, or its variance at the ``reg_covar``
         floor). Independently, a component whose expected sample count falls
-        below half its parameter count is annihilated (Figueiredo and Jain's
-        rule, ``docs/maths.rst`` section 10.2) whenever a sparsity or a
-        covariance prior is in force.
+        below what its covariance needs (``D + 1`` for 'full') or a quarter
+        of its parameter count is annihilated (after Figueiredo and Jain,
+        ``docs/maths.rst`` section 10.2) whenever a sparsity or a covariance
+        prior is in force.
     solver : {'em', 'adam', 'lbfgs'}, default='em'
         'em' is MM-EM: EM with the prior majorised by its tangent, so the
         objective never increases.
@@ -155,13 +159,22 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
         relaxed refit) is always plain EM, scikit-learn's iterates.
     relax : bool, default=True
         After the components are chosen, refit the survivors by maximum
-        likelihood from where the sparse fit ended (MM-EM without the
+        likelihood from the chosen fit (MM-EM without the
         sparsity penalty and the covariance prior, annihilation still in
         force), as the relaxed lasso does: the priors choose the components
         but also shrink the survivors. Its iterations follow the sparse fit's
         in ``loss_curve_``. Should the maximum-likelihood covariances not be
         positive definite in the data's precision, the penalised fit is kept
         with a ``DegenerateComponentWarning``.
+    criterion : {'bic'} or None, default='bic'
+        How the number of components is chosen once the sparse fit has
+        proposed one (with a sparsity in force): 'bic' refits without the
+        sparsity, then removes the lightest component and refits, scoring
+        each size by BIC on its fit under the covariance prior (as R's
+        mclust scores its models), until two sizes in a row score worse than
+        the best; the best is kept (``docs/maths.rst`` section 10.4). The
+        walk only goes down from the sparse fit's size. None keeps the
+        sparse fit's size.
     removal_moves : bool, default=False
         MM-EM only: after convergence, remove the lightest component, run
         MM-EM again and keep the removal when the objective ends lower;
@@ -227,12 +240,16 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
         Each iteration's lower bound (float64), as GaussianMixture's.
     objective_ : float
         The objective at the fitted model: the relaxed (unpenalised) one,
-        minus the mean log-likelihood, when ``relax`` refitted it.
+        minus the mean log-likelihood, when ``relax`` refitted it; without
+        ``relax`` and with ``criterion``, the walk's (no sparsity term) at
+        the chosen size.
     sparsity_ : float
         The sparsity the fit used (the value of 'auto').
     loss_curve_ : ndarray of shape (n_iter_,)
-        The objective after each iteration (float64), ending at
-        ``objective_``; ``lower_bounds_`` has it before each iteration.
+        The objective after each iteration (float64), the walk down's
+        iterations included, at sizes it rejected too; ``lower_bounds_`` has
+        it before each iteration. It rises only where a component goes, or
+        where the relaxed refit returns to the chosen size.
     n_components_curve_ : ndarray of shape (n_iter_,)
         The number of components after each iteration.
     time_curve_ : ndarray of shape (n_iter_,)
@@ -297,6 +314,7 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
             None,
         ],
         "relax": ["boolean"],
+        "criterion": [StrOptions(set(CRITERIA)), None],
         "covariance_type": [StrOptions(set(COVARIANCE_TYPES))],
         "tol": [Interval(Real, 0.0, None, closed="left")],
         "reg_covar": [Interval(Real, 0.0, None, closed="left")],
@@ -344,6 +362,7 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
         acceleration="squarem",
         removal_moves=False,
         relax=True,
+        criterion="bic",
         engine="auto",
         device="auto",
         random_state=None,
@@ -370,6 +389,7 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
         self.acceleration = acceleration
         self.removal_moves = removal_moves
         self.relax = relax
+        self.criterion = criterion
         self.engine = engine
         self.device = device
         self.random_state = random_state
@@ -507,6 +527,10 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
                 or best.lower_bound == -np.inf
             ):
                 best = result
+        if self.criterion is not None and objective.sparsity > 0 and self.max_iter > 0:
+            best = self._walk_down(
+                best, X_device, weight_device, engine, objective, report
+            )
         relaxed_objective = objective.relaxed()
         if self.relax and relaxed_objective != objective and self.max_iter > 0:
             best = self._relaxed_refit(
@@ -531,6 +555,34 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
         # Tensors in, tensors out under array_api_dispatch (Notes).
         tags.array_api_support = True
         return tags
+
+    def _walk_down(self, best, X, sample_weight, engine, objective, report):
+        """The size the criterion prefers, at or below the sparse fit's.
+
+        Each size is fitted by MM-EM under the covariance prior without the
+        sparsity, whose shrunk weights would bias the criterion
+        (``docs/maths.rst``, section 10.4).
+        """
+        solver = make_solver(
+            "em",
+            max_iter=self.max_iter,
+            tol=self.tol,
+            reg_covar=self.reg_covar,
+            prune_threshold=self.prune_threshold,
+            learning_rate=self.learning_rate,
+            removal_moves=False,
+            acceleration=self.acceleration,
+        )
+        return walk_down(
+            solver,
+            X,
+            sample_weight,
+            best,
+            engine,
+            objective.without_sparsity(),
+            CRITERIA[self.criterion](),
+            report,
+        )
 
     def _relaxed_refit(self, best, X, sample_weight, engine, objective, report):
         """Maximum likelihood over the chosen components, from the sparse fit.

@@ -84,6 +84,21 @@ class SparseObjective:
             return np.zeros_like(weights)
         return self.scale * np.asarray(self.prior.derivative(weights), np.float64)
 
+    def without_sparsity(self) -> SparseObjective:
+        """The same objective with ``s = 0``: the walk down's (section 10.4).
+
+        The covariance prior and the annihilation count stay; the sparsity
+        has proposed the size, and its shrinkage of the weights would bias
+        the criterion that now chooses it.
+        """
+        return SparseObjective(
+            0.0,
+            self.prior,
+            self.n_components_initial,
+            self.covariance_prior,
+            self.min_count,
+        )
+
     def relaxed(self) -> SparseObjective:
         """Maximum likelihood over the survivors: the relaxed refit's objective.
 

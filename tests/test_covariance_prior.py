@@ -77,7 +77,13 @@ def test_objective_includes_the_prior_and_never_increases():
     X, _ = gaussian_mixture_sample(n_samples=2000, n_components=3, n_features=2)
     psi = 0.3 * np.eye(2)
     model = SparseGaussianMixture(
-        6, sparsity=1.0, covariance_prior=psi, relax=False, tol=1e-8, random_state=0
+        6,
+        sparsity=1.0,
+        covariance_prior=psi,
+        relax=False,
+        criterion=None,
+        tol=1e-8,
+        random_state=0,
     ).fit(X)
     kept_count = np.diff(model.n_components_curve_) == 0
     assert np.all(np.diff(model.loss_curve_)[kept_count] <= 1e-12)

@@ -142,7 +142,11 @@ def cauchy():
     model = _fit(X, n_components=20)
     _assert_finite(model, X)
     assert np.isfinite(model.objective_)
-    assert np.all(np.diff(model.loss_curve_) <= 1e-12)
+    # Only where a component goes (annihilated, or removed by the walk
+    # down) or, after the walk, the relaxed refit returns to a larger size
+    # may the curve rise.
+    same_size = np.diff(model.n_components_curve_) == 0
+    assert np.all(np.diff(model.loss_curve_)[same_size] <= 1e-12)
     # The tails need more than one component: a single Gaussian fits worse.
     single = _fit(X, n_components=1)
     assert model.score(X) > single.score(X) + 1.0
@@ -206,7 +210,7 @@ def test_degenerate_data(case):
     strict=True,
     reason=(
         "Known limitation: every point repeated five times passes the "
-        "annihilation count (p/2 = 2.5 samples in 2-D) with one distinct "
+        "annihilation count (D + 1 = 3 samples in 2-D) with one distinct "
         "point, so sparsity='auto' keeps spurious components on duplicates."
     ),
 )

@@ -17,8 +17,15 @@ def test_sample_weight_equals_repeated_rows(covariance_type):
     counts = np.random.default_rng(0).integers(0, 4, len(X))
     start = explicit_start(X, 8, covariance_type)
     common = dict(covariance_type=covariance_type, sparsity=1.0, **start)
-    weighted = SparseGaussianMixture(8, **common).fit(X, sample_weight=counts)
-    repeated = SparseGaussianMixture(8, **common).fit(np.repeat(X, counts, axis=0))
+    # Iterate by iterate without the walk down: its re-convergences start
+    # next to fixed points, where the last iteration's tiny change is
+    # rounding, so the two fits may stop one iteration apart there.
+    weighted = SparseGaussianMixture(8, criterion=None, **common).fit(
+        X, sample_weight=counts
+    )
+    repeated = SparseGaussianMixture(8, criterion=None, **common).fit(
+        np.repeat(X, counts, axis=0)
+    )
     assert weighted.n_iter_ == repeated.n_iter_
     assert_allclose(weighted.loss_curve_, repeated.loss_curve_, rtol=1e-10)
     assert_allclose(weighted.means_, repeated.means_, rtol=1e-9, atol=1e-9)
@@ -28,6 +35,12 @@ def test_sample_weight_equals_repeated_rows(covariance_type):
         repeated.score(np.repeat(X, counts, axis=0)),
         rtol=1e-10,
     )
+    # With it, the same size and (to the stopping tolerance) the same model.
+    weighted = SparseGaussianMixture(8, **common).fit(X, sample_weight=counts)
+    repeated = SparseGaussianMixture(8, **common).fit(np.repeat(X, counts, axis=0))
+    assert weighted.n_components_ == repeated.n_components_
+    assert_allclose(weighted.means_, repeated.means_, atol=1e-3)
+    assert_allclose(weighted.predict_proba(X), repeated.predict_proba(X), atol=1e-3)
 
 
 def test_fit_predict_matches_predict(blobs):
@@ -101,9 +114,16 @@ def test_n_init_keeps_the_lowest_objective(blobs):
 
 
 def test_warm_start_continues_from_the_survivors(blobs):
-    # relax=False: the warm start continues the sparse fit's own path.
+    # relax=False, criterion=None: the warm start continues the sparse fit's
+    # own path.
     model = SparseGaussianMixture(
-        20, sparsity=4.0, max_iter=3, warm_start=True, relax=False, random_state=0
+        20,
+        sparsity=4.0,
+        max_iter=3,
+        warm_start=True,
+        relax=False,
+        criterion=None,
+        random_state=0,
     )
     with pytest.warns(Warning, match="did not converge"):
         model.fit(blobs)
@@ -114,7 +134,9 @@ def test_warm_start_continues_from_the_survivors(blobs):
     assert set(model.active_components_) <= set(survivors)
     assert model.loss_curve_[0] <= first_curve[-1]
     assert model.n_components_ == 5
-    cold = SparseGaussianMixture(20, sparsity=4.0, relax=False, random_state=0)
+    cold = SparseGaussianMixture(
+        20, sparsity=4.0, relax=False, criterion=None, random_state=0
+    )
     assert_allclose(model.objective_, cold.fit(blobs).objective_, rtol=1e-3)
 
 
@@ -132,6 +154,7 @@ def test_verbose_reports_start_end_and_progress(blobs, capsys):
         tol=0,
         max_iter=20,
         relax=False,
+        criterion=None,
         random_state=0,
     )
     with pytest.warns(Warning):

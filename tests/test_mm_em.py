@@ -93,6 +93,7 @@ def test_objective_never_increases(covariance_type, sparsity, seed):
         reg_covar=1e-4,
         covariance_prior=None,
         relax=False,
+        criterion=None,
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
@@ -109,7 +110,10 @@ def test_objective_never_increases(covariance_type, sparsity, seed):
 
 def test_sparsity_prunes_to_the_true_size_and_attributes_hold_survivors():
     X, _ = gaussian_mixture_sample(n_samples=3000, n_components=5, seed=0)
-    model = SparseGaussianMixture(25, sparsity=4.0, random_state=0).fit(X)
+    # criterion=None: the sparsity alone prunes, so the count never rises.
+    model = SparseGaussianMixture(25, sparsity=4.0, criterion=None, random_state=0).fit(
+        X
+    )
     k = model.n_components_
     assert k == 5
     assert model.weights_.shape == (k,)
@@ -165,11 +169,14 @@ def test_curves_and_counts_describe_the_same_iterations(relax, removal_moves):
     run is checked entry by entry).
     """
     X, _ = gaussian_mixture_sample(n_samples=800, n_components=3, seed=5)
+    # criterion=None: the walk down ends at its best size, not at the last it
+    # tried (tests/test_size_selection.py).
     model = SparseGaussianMixture(
         8,
         sparsity=1.0,
         relax=relax,
         removal_moves=removal_moves,
+        criterion=None,
         random_state=0,
     ).fit(X)
     shape = (model.n_iter_,)

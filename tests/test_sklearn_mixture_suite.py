@@ -46,6 +46,7 @@ class GaussianMixture(SparseGaussianMixture):
     prior = "sqrt"
     learning_rate = 0.1
     acceleration = "squarem"
+    criterion = "bic"
     removal_moves = False
     engine = "auto"
     device = "auto"

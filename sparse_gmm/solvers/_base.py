@@ -33,6 +33,9 @@ class FitResult:
         Number of components after each iteration.
     time_curve : numpy.ndarray of shape (n_iter,)
         Seconds since the solver started, after each iteration.
+    mean_log_likelihood : float
+        The training data's weighted mean log-likelihood at ``parameters``
+        (what a criterion such as BIC scores).
     """
 
     parameters: MixtureParameters
@@ -43,6 +46,7 @@ class FitResult:
     lower_bounds: np.ndarray
     n_components_curve: np.ndarray
     time_curve: np.ndarray
+    mean_log_likelihood: float
 
     @property
     def lower_bound(self) -> float:
@@ -73,6 +77,7 @@ class FitResult:
                 (self.n_components_curve, later.n_components_curve)
             ),
             time_curve=np.concatenate((self.time_curve, offset + later.time_curve)),
+            mean_log_likelihood=later.mean_log_likelihood,
         )
 
 
@@ -101,7 +106,7 @@ class FitPath:
         self.time.append(time.perf_counter() - self._start)
         self.report.iteration(len(self.loss), value, n_components)
 
-    def result(self, parameters, objective, converged):
+    def result(self, parameters, objective, converged, mean_log_likelihood):
         """The :class:`FitResult` of a run that ends at ``parameters``."""
         return FitResult(
             parameters=parameters,
@@ -112,6 +117,7 @@ class FitPath:
             lower_bounds=np.asarray(self.lower_bounds, dtype=np.float64),
             n_components_curve=np.asarray(self.n_components, dtype=np.int64),
             time_curve=np.asarray(self.time, dtype=np.float64),
+            mean_log_likelihood=mean_log_likelihood,
         )
 
 

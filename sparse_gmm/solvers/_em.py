@@ -492,4 +492,9 @@ class MMEMSolver(Solver):
                 state = incumbent
                 break
             state = trial
-        return path.result(state.parameters, state.value, state.converged)
+        return path.result(
+            state.parameters,
+            state.value,
+            state.converged,
+            state.statistics.mean_log_likelihood,
+        )

@@ -203,7 +203,13 @@ class GradientSolver(Solver):
                 covariance_type=covariance_type,
                 active=active,
             )
-        return path.result(parameters, value, converged)
+        return path.result(
+            parameters,
+            value,
+            converged,
+            # The closure's value is minus it plus the weights' penalty.
+            -(value - float(objective.penalty(parameters.weights))),
+        )
 
     @staticmethod
     def _check_finite(value):

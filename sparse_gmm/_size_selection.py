@@ -1,0 +1,121 @@
+"""Choose the number of components by a criterion: walk down from the sparse fit.
+
+The sparsity prior ends its fit with about as many components as the data
+need, but a weak prior (large samples) lets light, redundant components die
+over hundreds of iterations, and no single annihilation threshold both
+keeps two real 228-sample clusters in 30 dimensions and stops small data
+from being cut into pieces. So the sparse fit only proposes a size; then, as
+Figueiredo and Jain's outer loop does, the weakest component is removed and
+the fit re-converges, each size is scored by a criterion, and the best is
+kept (``docs/maths.rst``, section 10.4).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import numpy as np
+
+from ._gaussian import n_parameters
+
+# The walk stops once this many removals in a row scored worse than the best
+# size found: one worse size can be a poor local optimum, two rarely are,
+# and every removal costs a re-convergence.
+PATIENCE = 2
+
+
+class BIC:
+    """The Bayesian information criterion of a fit, with its own likelihood.
+
+    ``-2 N L + P ln N``, with ``L`` the weighted mean log-likelihood of the
+    training data at the fitted parameters, ``P`` the mixture's free
+    parameters and ``N`` the total sample weight: what
+    :meth:`sklearn.mixture.GaussianMixture.bic` computes for a
+    maximum-likelihood fit. Evaluated at a fit under the covariance prior
+    (MAP), it is the criterion by which R's mclust chooses its models
+    (Fraley and Raftery 2007). Lower is better.
+    """
+
+    def __call__(self, result, total_weight, covariance_type):
+        """The criterion of one fit.
+
+        Parameters
+        ----------
+        result : FitResult
+            The fit: its parameters and mean log-likelihood.
+        total_weight : float
+            ``N``.
+        covariance_type : str
+
+        Returns
+        -------
+        float
+        """
+        parameters = result.parameters
+        n_free = n_parameters(
+            covariance_type, parameters.n_components, parameters.n_features
+        )
+        return -2.0 * total_weight * result.mean_log_likelihood + n_free * math.log(
+            total_weight
+        )
+
+
+CRITERIA = {"bic": BIC}
+
+
+def walk_down(solver, X, sample_weight, proposal, engine, objective, criterion, report):
+    """The best-scoring size at or below the proposal's, and the whole path.
+
+    From the proposal, the fit re-converges under ``objective``; then the
+    lightest component is removed and the fit re-converges again, down to
+    one component or until :data:`PATIENCE` removals in a row have scored
+    worse than the best size so far.
+
+    Parameters
+    ----------
+    solver : MMEMSolver
+    X : torch.Tensor of shape (n_samples, n_features)
+    sample_weight : torch.Tensor of shape (n_samples,)
+    proposal : FitResult
+        The sparse fit: its components are the walk's start.
+    engine : Engine
+    objective : SparseObjective
+        What each size is fitted under (the sparse fit's without the
+        sparsity, so that the criterion sees unshrunk weights).
+    criterion : callable
+        ``criterion(result, total_weight, covariance_type)``, lower better.
+    report : ProgressReport
+
+    Returns
+    -------
+    FitResult
+        The best size's model, with the proposal's iterations followed by
+        all the walk's (``loss_curve`` rises where a removal costs).
+    """
+    total_weight = float(sample_weight.sum())
+    covariance_type = proposal.parameters.covariance_type
+
+    def fit_and_score(parameters):
+        result = solver.solve(X, sample_weight, parameters, engine, objective, report)
+        return result, criterion(result, total_weight, covariance_type)
+
+    current, score = fit_and_score(proposal.parameters)
+    path = proposal.followed_by(current)
+    best, best_score, worse = current, score, 0
+    while current.parameters.n_components > 1 and worse < PATIENCE:
+        keep = np.ones(current.parameters.n_components, dtype=bool)
+        keep[np.argmin(current.parameters.weights.cpu().numpy())] = False
+        current, score = fit_and_score(current.parameters.subset(keep))
+        path = path.followed_by(current)
+        if score < best_score:
+            best, best_score, worse = current, score, 0
+        else:
+            worse += 1
+    return replace(
+        path,
+        parameters=best.parameters,
+        objective=best.objective,
+        mean_log_likelihood=best.mean_log_likelihood,
+        converged=best.converged,
+    )
