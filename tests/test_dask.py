@@ -357,12 +357,15 @@ def test_large_parameters_are_scattered_and_give_the_same_fit(
         return original_scatter(data, **kwargs)
 
     monkeypatch.setattr(client, "scatter", recording_scatter)
-    # relax=False: the relaxed refit's first evaluation is one more pass.
+    # relax=False: the relaxed refit's first evaluation is one more pass; so
+    # are the walk down's, and an extrapolation that is not taken.
     params = dict(
         sparsity=SPARSITY,
         max_iter=3,
         tol=0.0,
         relax=False,
+        criterion=None,
+        acceleration=None,
         **explicit_start(X, N_COMPONENTS, "full"),
     )
     with warnings.catch_warnings():

@@ -37,8 +37,10 @@ def _fit(X, engine, covariance_type, device="cpu"):
         tol=0.0,
         device=device,
         # Iterate by iterate: the walk down's re-convergences stop where F's
-        # change is rounding, which can differ by an iteration between engines.
+        # change is rounding, which can differ by an iteration between engines,
+        # and an extrapolation magnifies the engines' float32 rounding.
         criterion=None,
+        acceleration=None,
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
