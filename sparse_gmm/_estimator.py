@@ -157,6 +157,20 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
         (``benchmarks/bench_end_to_end.py``). None is plain MM-EM. Maximum
         likelihood (``sparsity=0`` without a covariance prior, and the
         relaxed refit) is always plain EM, scikit-learn's iterates.
+    selection_samples : int or None, default=20_000
+        With more rows than this (and a sparsity or a covariance prior in
+        force), the components are chosen on this many rows drawn uniformly
+        (the sparse fit, the walk down), and the chosen mixture is then
+        refitted on all rows: by maximum likelihood with ``relax``, else
+        under the penalties at all rows' automatic sparsity. Choosing costs
+        what a fit of this many rows costs, however many rows there are:
+        on a million rows, less than ``GaussianMixture`` told the true size
+        (``benchmarks/bench_end_to_end.py``). A component carried by fewer
+        than about ``max(D + 1, p / 4)`` of the sampled rows cannot be
+        chosen; raise it to resolve rarer ones, or None to choose on all
+        rows (slow: a redundant component dies slowly under the weak
+        automatic sparsity of many rows). Dask input chooses on all rows.
+        Must be at least ``n_components``.
     relax : bool, default=True
         After the components are chosen, refit the survivors by maximum
         likelihood from the chosen fit (MM-EM without the
@@ -331,6 +345,7 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
         "prior": [StrOptions({"sqrt", "log"}), HasMethods(["value", "derivative"])],
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
         "acceleration": [StrOptions({"squarem"}), None],
+        "selection_samples": [Interval(Integral, 2, None, closed="left"), None],
         "removal_moves": ["boolean"],
         "engine": [StrOptions({"auto", "torch", "keops"})],
         "device": [str, torch.device],
@@ -360,6 +375,7 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
         prior="sqrt",
         learning_rate=0.1,
         acceleration="squarem",
+        selection_samples=20_000,
         removal_moves=False,
         relax=True,
         criterion="bic",
@@ -387,6 +403,7 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
         self.prior = prior
         self.learning_rate = learning_rate
         self.acceleration = acceleration
+        self.selection_samples = selection_samples
         self.removal_moves = removal_moves
         self.relax = relax
         self.criterion = criterion
@@ -462,10 +479,25 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
         X, sample_weight = data.training_data(self, X, sample_weight, reset=not warm)
         n_components = self._starting_component_count(data, X, sample_weight, warm)
         engine = data.make_engine(self, X, verbose=self.verbose)
-        X_device = engine.as_tensor(X)
-        weight_device = engine.as_tensor(sample_weight)
         prior = resolve_prior(self.prior)
         random_state = check_random_state(self.random_state)
+        # The components are chosen on at most selection_samples rows, then
+        # refitted on all of them (docs/maths.rst, section 10.7).
+        all_X, all_weight = X, sample_weight
+        penalised = self.sparsity != 0 or self.covariance_prior is not None
+        if penalised and not warm and self.selection_samples is not None:
+            if self.selection_samples < n_components:
+                raise ValueError(
+                    f"selection_samples={self.selection_samples} is below "
+                    f"n_components={n_components}: the components are "
+                    "chosen on that many rows. Raise it, or pass None."
+                )
+            X, sample_weight = data.selection_rows(
+                X, sample_weight, self.selection_samples, random_state
+            )
+        on_sample = X is not all_X
+        X_device = engine.as_tensor(X)
+        weight_device = engine.as_tensor(sample_weight)
         user_init = self._checked_user_init(X.shape[1])
         init_X, init_weight = data.initialisation_sample(
             X,
@@ -531,6 +563,19 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
             best = self._walk_down(
                 best, X_device, weight_device, engine, objective, report
             )
+        if on_sample and self.max_iter > 0:
+            X_device = engine.as_tensor(all_X)
+            weight_device = engine.as_tensor(all_weight)
+            if not self.relax:
+                # The penalised fit on all rows, at their own 'auto' sparsity,
+                # from the components the sample chose.
+                objective = self._objective(
+                    all_X, all_weight, init_X, init_weight, prior, n_components
+                )
+                refit = solver.solve(
+                    X_device, weight_device, best.parameters, engine, objective, report
+                )
+                best = best.followed_by(refit)
         relaxed_objective = objective.relaxed()
         if self.relax and relaxed_objective != objective and self.max_iter > 0:
             best = self._relaxed_refit(

@@ -156,6 +156,37 @@ class Input(ABC):
                 return enough
         return n_distinct
 
+    def selection_rows(self, X, sample_weight, n_rows, random_state):
+        """At most ``n_rows`` rows of ``X``, drawn uniformly, with their weights.
+
+        The rows on which the components are chosen (the estimator's
+        ``selection_samples``). Drawn without replacement and kept in their
+        order, each with its own weight, so that the sample's weighted
+        moments are unbiased estimates of the whole data's.
+
+        Parameters
+        ----------
+        X : array of shape (n_samples, n_features)
+            As :meth:`check_samples` returned it.
+        sample_weight : array of shape (n_samples,)
+        n_rows : int
+        random_state : numpy.random.RandomState
+            Drawn from only when there are more than ``n_rows`` rows.
+
+        Returns
+        -------
+        X, sample_weight
+            ``X`` and ``sample_weight`` themselves when they have at most
+            ``n_rows`` rows; else the sample, of the same kind.
+        """
+        if X.shape[0] <= n_rows:
+            return X, sample_weight
+        rows = np.sort(random_state.choice(X.shape[0], n_rows, replace=False))
+        return self._take_rows(X, rows), self._take_rows(sample_weight, rows)
+
+    def _take_rows(self, array, rows):
+        return array[rows]
+
     def _unique_row_count(self, X):
         return np.unique(X, axis=0).shape[0]
 

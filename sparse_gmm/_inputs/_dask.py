@@ -336,6 +336,11 @@ class DaskInput(Input):
             raise ValueError(ZERO_TOTAL_WEIGHT)
         return X, sample_weight
 
+    def selection_rows(self, X, sample_weight, n_rows, random_state):
+        # All rows: the Dask engine computes on the blocks where they are,
+        # and a sample chosen in memory would need another engine.
+        return X, sample_weight
+
     def distinct_rows(self, X, sample_weight, enough):
         # Rows, not distinct rows: telling ties apart would read every block
         # before the fit does. Few rows are the case worth catching here.

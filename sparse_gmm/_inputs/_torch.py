@@ -111,6 +111,9 @@ class TorchInput(Input):
             raise ValueError("Negative values in data passed to `sample_weight`.")
         return weight
 
+    def _take_rows(self, array, rows):
+        return array[torch.as_tensor(rows, device=array.device)]
+
     def _unique_row_count(self, X):
         return torch.unique(X, dim=0).shape[0]
 
