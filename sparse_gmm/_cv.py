@@ -107,7 +107,7 @@ def _path_start(estimator, X, sample_weight, path):
     -------
     dict
         Parameters for ``estimator.set_params``: with ``path='restart'``, the
-        components of one initialisation (k-means, say; the best start of
+        number and components of one initialisation (k-means, say; the best start of
         ``n_init``), computed here once and shared by every sparsity; with
         ``path='warm'``, ``warm_start``.
     """
@@ -118,6 +118,9 @@ def _path_start(estimator, X, sample_weight, path):
     start = clone(estimator).set_params(max_iter=0)
     start.fit(X, sample_weight=sample_weight)
     return {
+        # Fewer where the fold holds fewer distinct samples than components
+        # (the start is then one component per sample).
+        "n_components": start.n_components_,
         "n_init": 1,
         "weights_init": start.weights_,
         "means_init": start.means_,

@@ -29,6 +29,7 @@ from ._model_size import auto_sparsity, min_component_count
 from ._objective import SparseObjective
 from ._size_selection import CRITERIA, walk_down
 from ._validation import (
+    check_enough_samples,
     check_means_init,
     check_precisions_init,
     check_weights_init,
@@ -725,7 +726,8 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
 
         ``n_components`` is an upper bound unless the fit is GaussianMixture's
         (no sparsity, no covariance prior, no pruning), or its start fixes
-        the count (given starting parameters, a warm start).
+        the count (given starting parameters, a warm start: that of the
+        survivors of a fit that could remove components).
         """
         given_start = warm or any(
             getattr(self, name) is not None
@@ -736,6 +738,11 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
             or self.covariance_prior is not None
             or self.prune_threshold > 0
         )
+        if warm and can_remove:
+            # The start is the fitted survivors, which need that many rows;
+            # n_components still scales the penalty, as in the first fit.
+            check_enough_samples(X.shape[0], self.n_components_)
+            return self.n_components
         return starting_component_count(
             lambda enough: data.distinct_rows(X, sample_weight, enough),
             X.shape[0],

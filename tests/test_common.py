@@ -14,6 +14,9 @@ ESTIMATORS = [
         n_components=3, sparsity=0.0, covariance_type="diag", random_state=0
     ),
     SparseGaussianMixtureCV(n_components=2, n_sparsities=2, cv=2, random_state=0),
+    # The defaults start with more components than the checks have samples.
+    SparseGaussianMixtureCV(),
+    SparseGaussianMixture(warm_start=True, random_state=0),
 ]
 
 EXPECTED_FAILED_CHECKS = {
