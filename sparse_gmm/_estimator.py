@@ -602,14 +602,13 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
         tags.array_api_support = True
         return tags
 
-    def _walk_down(self, best, X, sample_weight, engine, objective, report):
-        """The size the criterion prefers, at or below the sparse fit's.
+    def _mm_em(self):
+        """MM-EM with this estimator's settings: the walk's and the refit's solver.
 
-        Each size is fitted by MM-EM under the covariance prior without the
-        sparsity, whose shrunk weights would bias the criterion
-        (``docs/maths.rst``, section 10.4).
+        Whatever ``solver`` fitted the sparse model, what follows it is
+        MM-EM, without removal moves.
         """
-        solver = make_solver(
+        return make_solver(
             "em",
             max_iter=self.max_iter,
             tol=self.tol,
@@ -619,8 +618,16 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
             removal_moves=False,
             acceleration=self.acceleration,
         )
+
+    def _walk_down(self, best, X, sample_weight, engine, objective, report):
+        """The size the criterion prefers, at or below the sparse fit's.
+
+        Each size is fitted by MM-EM under the covariance prior without the
+        sparsity, whose shrunk weights would bias the criterion
+        (``docs/maths.rst``, section 10.4).
+        """
         return walk_down(
-            solver,
+            self._mm_em(),
             X,
             sample_weight,
             best,
@@ -640,17 +647,8 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
         definite in the working precision (a float32 component on a
         discrete feature), the penalised fit is kept, with a warning.
         """
-        solver = make_solver(
-            "em",
-            max_iter=self.max_iter,
-            tol=self.tol,
-            reg_covar=self.reg_covar,
-            prune_threshold=self.prune_threshold,
-            learning_rate=self.learning_rate,
-            removal_moves=False,
-        )
         try:
-            relaxed = solver.solve(
+            relaxed = self._mm_em().solve(
                 X, sample_weight, best.parameters, engine, objective, report
             )
             report.relaxed(relaxed)
