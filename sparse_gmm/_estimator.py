@@ -497,6 +497,9 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
                 X, sample_weight, self.selection_samples, random_state
             )
         on_sample = X is not all_X
+        report = ProgressReport(self.verbose, self.verbose_interval)
+        if on_sample:
+            report.selection_sample(X.shape[0], all_X.shape[0])
         X_device = engine.as_tensor(X)
         weight_device = engine.as_tensor(sample_weight)
         user_init = self._checked_user_init(X.shape[1])
@@ -522,7 +525,6 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
             removal_moves=self.removal_moves,
             acceleration=self.acceleration,
         )
-        report = ProgressReport(self.verbose, self.verbose_interval)
 
         best = None
         for init in range(1 if warm else self.n_init):
@@ -576,6 +578,7 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
                 refit = solver.solve(
                     X_device, weight_device, best.parameters, engine, objective, report
                 )
+                report.refitted(refit)
                 best = best.followed_by(refit)
         relaxed_objective = objective.relaxed()
         if self.relax and relaxed_objective != objective and self.max_iter > 0:

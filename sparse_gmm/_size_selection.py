@@ -37,6 +37,8 @@ class BIC:
     (Fraley and Raftery 2007). Lower is better.
     """
 
+    name = "BIC"
+
     def __call__(self, result, total_weight, covariance_type):
         """The criterion of one fit.
 
@@ -98,7 +100,9 @@ def walk_down(solver, X, sample_weight, proposal, engine, objective, criterion, 
 
     def fit_and_score(parameters):
         result = solver.solve(X, sample_weight, parameters, engine, objective, report)
-        return result, criterion(result, total_weight, covariance_type)
+        score = criterion(result, total_weight, covariance_type)
+        report.size_scored(result, criterion.name, score)
+        return result, score
 
     current, score = fit_and_score(proposal.parameters)
     path = proposal.followed_by(current)
@@ -112,6 +116,7 @@ def walk_down(solver, X, sample_weight, proposal, engine, objective, criterion, 
             best, best_score, worse = current, score, 0
         else:
             worse += 1
+    report.size_chosen(best.parameters.n_components, criterion.name)
     return replace(
         path,
         parameters=best.parameters,

@@ -141,12 +141,16 @@ def test_warm_start_continues_from_the_survivors(blobs):
 
 
 def test_verbose_reports_start_end_and_progress(blobs, capsys):
-    SparseGaussianMixture(10, verbose=1, random_state=0).fit(blobs)
+    fitted = SparseGaussianMixture(10, verbose=1, random_state=0).fit(blobs)
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("Initialization 0: 10 components")
     assert "converged after" in out[1] and "components" in out[1]
-    assert out[2].startswith("Relaxed refit converged after")
-    assert len(out) == 3
+    # One line per size the walk down tried, then the size it kept.
+    walk = out[2:-2]
+    assert walk and all(line.startswith("  Walk down:") for line in walk)
+    assert all(" BIC " in line for line in walk)
+    assert out[-2] == f"Walk down kept {fitted.n_components_} components (lowest BIC)"
+    assert out[-1].startswith("Relaxed refit converged after")
     model = SparseGaussianMixture(
         10,
         verbose=2,

@@ -43,11 +43,14 @@ def test_the_fit_is_the_samples_choice_refitted_on_all_rows(data):
     assert model.sparsity_ == pytest.approx(auto_sparsity(1000, 2, 20, "full"))
 
 
-def test_without_relax_the_penalised_fit_runs_on_all_rows(data):
+def test_without_relax_the_penalised_fit_runs_on_all_rows(data, capsys):
     X = data
     model = SparseGaussianMixture(
-        selection_samples=1000, relax=False, random_state=0
+        selection_samples=1000, relax=False, verbose=1, random_state=0
     ).fit(X)
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("Choosing the components on 1000 of 3000 samples")
+    assert out[-1].startswith("Refit on all samples converged after")
     assert model.n_components_ == 4
     assert model.sparsity_ == pytest.approx(auto_sparsity(len(X), 2, 20, "full"))
 

@@ -199,6 +199,35 @@ class ProgressReport:
                 f"Initialization {init}", result, f"objective {result.objective:.6f}"
             )
 
+    def selection_sample(self, n_rows, n_samples):
+        """Report that the components are chosen on ``n_rows`` of the rows."""
+        if self.verbose >= 1:
+            print(
+                f"Choosing the components on {n_rows} of {n_samples} samples "
+                "(selection_samples), then refitting on all of them",
+                flush=True,
+            )
+
+    def size_scored(self, result: FitResult, criterion_name, score):
+        """Report one size of the walk down and its criterion."""
+        if self.verbose >= 1:
+            self._finished("  Walk down:", result, f"{criterion_name} {score:.6g}")
+
+    def size_chosen(self, n_components, criterion_name):
+        """Report the size the walk down keeps."""
+        if self.verbose >= 1:
+            print(
+                f"Walk down kept {n_components} components (lowest {criterion_name})",
+                flush=True,
+            )
+
+    def refitted(self, result: FitResult):
+        """Report the end of the penalised refit on all rows."""
+        if self.verbose >= 1:
+            self._finished(
+                "Refit on all samples", result, f"objective {result.objective:.6f}"
+            )
+
     def relaxed(self, result: FitResult):
         """Report the end of the relaxed refit (maximum likelihood)."""
         if self.verbose >= 1:
