@@ -170,8 +170,9 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
         than about ``max(D + 1, p / 4)`` of the sampled rows cannot be
         chosen; raise it to resolve rarer ones, or None to choose on all
         rows (slow: a redundant component dies slowly under the weak
-        automatic sparsity of many rows). Dask input chooses on all rows.
-        Must be at least ``n_components``.
+        automatic sparsity of many rows). Dask input and warm starts
+        (which continue from the fitted components) use all rows. Must be
+        at least ``n_components``.
     relax : bool, default=True
         After the components are chosen, refit the survivors by maximum
         likelihood from the chosen fit (MM-EM without the
