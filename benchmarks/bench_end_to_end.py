@@ -4,7 +4,7 @@ What is measured
 ----------------
 What a user waits for is the whole fit, initialisation included, not one EM
 iteration (``bench_speed.py`` measures those). On mixtures of ``K = 6``
-Gaussians in ``D`` in {2, 4, 8} dimensions with ``N`` in {1e4, 1e5, 1e6}
+Gaussians in ``D`` in {2, 4, 8} dimensions with ``N`` in {1e4, 1e5, 2e5, 1e6}
 training samples (made by ``_mixtures.py``: ``sep = 5`` "separated", and at
 ``D = 4`` also ``sep = 2.5`` "overlapping"), every method below is fitted in
 this one process, with one thread (torch, BLAS and OpenMP), one after the
@@ -25,8 +25,8 @@ other on the same data:
     (``_references.fit_bic_sweep``, as in compare.py); up to N = 1e5.
 ``BGM``
     ``BayesianGaussianMixture(20)`` (``_references.fit_bayesian``); up to
-    N = 1e5. The last two are left out at N = 1e6, where each takes minutes
-    per data set.
+    N = 1e5. The last two are left out above, where each takes minutes per
+    data set.
 
 For each it records the wall time, the number of components found (for BGM,
 those above 1% weight) and the held-out mean log-likelihood (5,000 fresh
@@ -37,7 +37,7 @@ row, since the machine may be shared.
 
 Usage
 -----
-``python benchmarks/bench_end_to_end.py`` runs the grid (about 15 minutes
+``python benchmarks/bench_end_to_end.py`` runs the grid (about 20 minutes
 on an idle 2-core machine); ``--quick`` fits two tiny data sets, a check
 that the script works whose figures mean nothing. The table goes to stdout
 and ``bench_end_to_end.txt``, one row per fit to ``bench_end_to_end.csv``,
@@ -68,7 +68,7 @@ SAMPLE_ROWS = 50_000
 FULL_SWEEP_MAX_N = 100_000
 GRIDS = {
     "full": {
-        "N": (10_000, 100_000, 1_000_000),
+        "N": (10_000, 100_000, 200_000, 1_000_000),
         "D": (2, 4, 8),
         "overlapping_D": (4,),
     },
