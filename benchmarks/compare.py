@@ -5,7 +5,7 @@ What is compared
 On mixtures of known size and on data sets that scikit-learn ships:
 
 ``SGM-CV``
-    ``SparseGaussianMixtureCV(20)`` at its defaults: 5 folds walked down a
+    ``SparseGaussianMixtureCV(20)`` at its defaults: 5 folds walked up a
     grid of 6 sparsities with early stopping, fold fits to ``path_tol=1e-3``.
 ``SGM``
     ``SparseGaussianMixture()`` at its defaults (20 components,

@@ -338,14 +338,20 @@ class SparseGaussianMixtureCV(DensityMixin, BaseEstimator):
         of the light weights lowers the held-out score of the sparser models,
         and the selection drifts to smaller sparsities with spurious
         components.
-    path : {'restart', 'warm'}, default='restart'
-        'restart' fits every sparsity from the fold's initialisation, from
-        the largest down. 'warm' goes up the grid instead, each fit starting
-        from the previous sparsity's survivors, as ``LassoCV`` does: cheaper
-        per fit, but a converged mixture keeps its components as the sparsity
-        grows (a component that already pays for itself is not pruned by a
-        slightly larger penalty), so its choices are worse. A warm path ends
-        once every fold keeps one component.
+    path : {'warm', 'restart'}, default='warm'
+        'warm' goes up the grid, each fit starting from the previous
+        sparsity's survivors, as ``LassoCV`` does: a larger sparsity can
+        only remove components, so along each fold's path more sparsity
+        never keeps more components, and the refit follows the same path on
+        all the data. 'restart' fits every sparsity from the fold's
+        initialisation, from the largest down, whose component counts need
+        not be monotone in the sparsity. Measured at this default's change
+        (``benchmarks/bench_real_data.py``, ``benchmarks/compare.py``): 'warm'
+        scored better held-out on 7 of 10 real sets (breast_cancer -5.77
+        against -7.95, digits-PCA -8.66 against -9.51) and on the synthetic
+        mixtures (-0.025 against -0.041 nats), found their size in 29 of 32
+        against 30, and took 2.2 times as long. A warm path ends once every
+        fold keeps one component.
     early_stopping : bool, default=True
         Stop the walk at the first sparsity whose mean held-out score is
         worse than the best so far by more than ``path_tol``, or, going down
@@ -445,7 +451,7 @@ class SparseGaussianMixtureCV(DensityMixin, BaseEstimator):
         scoring=None,
         selection="best",
         relax=True,
-        path="restart",
+        path="warm",
         early_stopping=True,
         path_tol=1e-3,
         covariance_type="full",

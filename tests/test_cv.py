@@ -86,6 +86,7 @@ def test_mean_fit_time_is_each_folds_fit_timed_once(four_blobs, monkeypatch):
 
 
 def test_early_stopping_fits_a_suffix_of_the_same_path(four_blobs, fitted):
+    fitted = clone(fitted).set_params(path="restart").fit(four_blobs)
     full = clone(fitted).set_params(early_stopping=False).fit(four_blobs)
     grid = _expected_grid(four_blobs, 8, 3, 5)
     assert_allclose(full.sparsities_, grid)
@@ -136,7 +137,9 @@ def test_a_default_grid_is_extended_upwards_exactly_while_its_top_scores_best():
     # Two close, heavy-tailed clusters in 4 dimensions.
     rng = np.random.default_rng(0)
     X = rng.standard_t(3, size=(150, 4))
-    model = SparseGaussianMixtureCV(8, n_sparsities=4, cv=3, random_state=0)
+    model = SparseGaussianMixtureCV(
+        8, n_sparsities=4, cv=3, path="restart", random_state=0
+    )
     model.fit(X)
     grid = _expected_grid(X, 8, 3, 4)
     extension = model.sparsities_[model.sparsities_ > grid[-1] * (1 + 1e-9)]
