@@ -339,6 +339,8 @@ class TestUnderDispatch:
         )
 
 
+# A fresh interpreter that runs about 110 tests: 14 CPU-seconds, slow tier.
+@pytest.mark.slow
 @pytest.mark.skipif(SCIPY_ARRAY_API, reason="this run has SCIPY_ARRAY_API=1 already")
 def test_dispatch_tests_pass_under_scipy_array_api():
     """The dispatch tests here and scikit-learn's, with SCIPY_ARRAY_API=1."""
