@@ -408,3 +408,12 @@ def test_a_one_point_default_grid_is_the_automatic_sparsity(four_blobs):
     center = _expected_grid(four_blobs, 10, 2, 3)[1]
     assert_allclose(model.sparsities_, [center])
     assert model.sparsity_ == model.sparsities_[0]
+
+
+def test_a_restart_path_starts_with_no_more_components_than_a_fold_holds():
+    # 16 rows, 5 folds: about 13 training rows per fold against 20 components.
+    X = np.random.default_rng(0).normal(size=(16, 2))
+    model = SparseGaussianMixtureCV(path="restart", random_state=0)
+    with pytest.warns(UserWarning, match="distinct samples"):
+        model.fit(X)
+    assert 1 <= model.n_components_ <= 13

@@ -182,3 +182,15 @@ def test_clone_and_get_params_round_trip():
     assert params["n_components"] == 7 and params["sparsity"] == 3.0
     with pytest.raises(TypeError):
         SparseGaussianMixture(7, 3.0)  # keyword-only after n_components
+
+
+def test_a_warm_start_needs_rows_for_its_survivors_not_for_n_components(blobs):
+    model = SparseGaussianMixture(20, warm_start=True, random_state=0).fit(blobs)
+    survivors = model.n_components_
+    assert survivors == 5
+    # Fewer rows than n_components, more than the survivors it continues.
+    model.fit(blobs[:12])
+    assert model.n_components_ <= survivors
+    again = SparseGaussianMixture(20, warm_start=True, random_state=0).fit(blobs)
+    with pytest.raises(ValueError, match="Expected n_samples >= n_components"):
+        again.fit(blobs[:4])
