@@ -119,6 +119,7 @@ def _keys(quick):
 def run(keys, log):
     """One record per (data set, method): time, K found, held-out gap."""
     records = []
+    commit = _harness.git_commit()
     for key in keys:
         _, D, sep, N, seed = key
         X, X_test, _ = dataset(*key)
@@ -145,7 +146,7 @@ def run(keys, log):
                 "n_iter": int(model.n_iter_),
                 "gap": held_out - reference,
                 "load": os.getloadavg()[0],
-                "commit": _harness.git_commit(),
+                "commit": commit,
             }
             records.append(record)
             log(

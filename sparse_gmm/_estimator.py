@@ -486,8 +486,7 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
         # The components are chosen on at most selection_samples rows, then
         # refitted on all of them (docs/maths.rst, section 10.7).
         all_X, all_weight = X, sample_weight
-        penalised = self.sparsity != 0 or self.covariance_prior is not None
-        if penalised and not warm and self.selection_samples is not None:
+        if self._penalised() and not warm and self.selection_samples is not None:
             if self.selection_samples < n_components:
                 raise ValueError(
                     f"selection_samples={self.selection_samples} is below "
@@ -723,6 +722,10 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
                 stacklevel=4,
             )
 
+    def _penalised(self):
+        """Whether a prior is in force: then components are chosen, not given."""
+        return self.sparsity != 0 or self.covariance_prior is not None
+
     def _starting_component_count(self, data, X, sample_weight, warm):
         """``n_components``, or fewer where the data hold fewer distinct samples.
 
@@ -735,11 +738,7 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
             getattr(self, name) is not None
             for name in ("weights_init", "means_init", "precisions_init")
         )
-        can_remove = (
-            self.sparsity != 0
-            or self.covariance_prior is not None
-            or self.prune_threshold > 0
-        )
+        can_remove = self._penalised() or self.prune_threshold > 0
         if warm and can_remove:
             # The start is the fitted survivors, which need that many rows;
             # n_components still scales the penalty, as in the first fit.

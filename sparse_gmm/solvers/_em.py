@@ -149,15 +149,15 @@ def _extrapolated(theta0, theta1, theta2, prune_threshold, reg_covar):
         )
     except ValueError:
         return None
-    point = MixtureParameters(
-        weights=weights.clamp(min=0) / weights.clamp(min=0).sum(),
+    # subset renormalises the weights it keeps, all of them positive.
+    return MixtureParameters(
+        weights=weights,
         means=means,
         covariances=covariances,
         precisions_cholesky=precisions_cholesky,
         covariance_type=kind,
         active=theta0.active,
-    )
-    return point if keep.all() else point.subset(keep)
+    ).subset(keep)
 
 
 def _degenerate(counts, parameters, reg_covar, min_count):
