@@ -110,13 +110,15 @@ def test_samples_written_in_place_are_not_served_from_the_cache(
     )
 
 
+@pytest.mark.parametrize("cached_chunk", [None, 40 * 8 * 30])
 def test_statistics_match_a_chunked_engine_that_cannot_cache(
-    sample_and_parameters,
+    sample_and_parameters, cached_chunk
 ):
     X, parameters = sample_and_parameters
-    cached = TorchEngine()
-    # 40-row chunks: phi is never kept whole.
-    chunked = TorchEngine(memory_budget=40 * 8 * 30)
+    # Whole or in 40-row chunks, phi of all rows is kept...
+    cached = TorchEngine(memory_budget=cached_chunk)
+    # ...against 40-row chunks that recompute it every pass.
+    chunked = TorchEngine(memory_budget=40 * 8 * 30, feature_cache_bytes=0)
     weight = torch.linspace(0.5, 2.0, len(X), dtype=X.dtype)
     for step in range(5):
         along = moved(parameters, 0.02 * step)
