@@ -189,8 +189,10 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
         each size by BIC on its fit under the covariance prior (as R's
         mclust scores its models), until two sizes in a row score worse than
         the best; the best is kept (``docs/maths.rst`` section 10.4). The
-        walk only goes down from the sparse fit's size. None keeps the
-        sparse fit's size.
+        walk only goes down from the sparse fit's size. The chosen size is
+        then also fitted from a fresh ``init_params`` start, as ``n_init``
+        does, and that fit replaces the walk's where it ends better by more
+        than ``tol``. None keeps the sparse fit's size.
     removal_moves : bool, default=False
         MM-EM only: after convergence, remove the lightest component, run
         MM-EM again and keep the removal when the objective ends lower;
@@ -566,6 +568,21 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
             best = self._walk_down(
                 best, X_device, weight_device, engine, objective, report
             )
+            if not warm and all(value is None for value in user_init.values()):
+                fresh = initial_parameters(
+                    init_X,
+                    init_weight,
+                    n_components=best.parameters.n_components,
+                    covariance_type=self.covariance_type,
+                    init_params=self.init_params,
+                    reg_covar=self.reg_covar,
+                    random_state=random_state,
+                    device=engine.device,
+                    covariance_prior=objective.covariance_prior,
+                )
+                best = self._better_start(
+                    best, fresh, X_device, weight_device, engine, objective, report
+                )
         if on_sample and self.max_iter > 0:
             X_device = engine.as_tensor(all_X)
             weight_device = engine.as_tensor(all_weight)
@@ -639,6 +656,55 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
             CRITERIA[self.criterion](),
             report,
         )
+
+    def _better_start(self, walked, fresh, X, sample_weight, engine, objective, report):
+        """The walk's fit or one from a fresh start at its size, whichever ends better.
+
+        The walk reaches its size by removing components from a larger fit,
+        which can leave it in a poorer local optimum than the usual start
+        at that size (breast_cancer: 0.42 nats per sample below k-means'
+        0.45-0.50 in one of five folds, and 8 nats per sample worse held
+        out). So, as ``n_init`` does, a second fit runs from
+        ``init_params`` at the chosen size, and the one whose final model
+        is better by more than ``tol`` is kept: both are judged by the
+        objective that the fit ends with (the relaxed one, when ``relax``),
+        since the covariance prior's objective can prefer the optimum that
+        is worse without it.
+        A fresh fit that loses components to annihilation is not a
+        candidate.
+        """
+        solver = self._mm_em()
+        walk_objective = objective.without_sparsity()
+        restarted = solver.solve(
+            X, sample_weight, fresh, engine, walk_objective, report
+        )
+        if restarted.parameters.n_components != walked.parameters.n_components:
+            report.start_chosen("walk", walked)
+            return walked
+        candidates = {"walk": walked, "fresh start": walked.followed_by(restarted)}
+        judge = objective.relaxed() if self.relax else walk_objective
+        if judge != walk_objective:
+            try:
+                candidates = {
+                    name: fit.followed_by(
+                        solver.solve(
+                            X, sample_weight, fit.parameters, engine, judge, report
+                        )
+                    )
+                    for name, fit in candidates.items()
+                }
+            except ValueError:
+                # A covariance that is not positive definite without the
+                # prior: the relaxed refit will warn; judge with the prior.
+                pass
+        # Within tol the two are one optimum as far as the stopping rule can
+        # tell, and the walk's fit (and its order of components) is kept.
+        better = candidates["fresh start"].objective < (
+            candidates["walk"].objective - self.tol
+        )
+        name = "fresh start" if better else "walk"
+        report.start_chosen(name, candidates[name])
+        return candidates[name]
 
     def _relaxed_refit(self, best, X, sample_weight, engine, objective, report):
         """Maximum likelihood over the chosen components, from the sparse fit.

@@ -145,11 +145,13 @@ def test_verbose_reports_start_end_and_progress(blobs, capsys):
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("Initialization 0: 10 components")
     assert "converged after" in out[1] and "components" in out[1]
-    # One line per size the walk down tried, then the size it kept.
-    walk = out[2:-2]
+    # One line per size the walk down tried, then the size it kept, and
+    # which of the two starts at that size the fit kept.
+    walk = out[2:-3]
     assert walk and all(line.startswith("  Walk down:") for line in walk)
     assert all(" BIC " in line for line in walk)
-    assert out[-2] == f"Walk down kept {fitted.n_components_} components (lowest BIC)"
+    assert out[-3] == f"Walk down kept {fitted.n_components_} components (lowest BIC)"
+    assert out[-2].startswith(("Kept the walk's fit", "Kept the fresh start's fit"))
     assert out[-1].startswith("Relaxed refit converged after")
     model = SparseGaussianMixture(
         10,

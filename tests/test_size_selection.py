@@ -109,3 +109,27 @@ def test_min_component_count():
     assert min_component_count(30, "full") == 0.25 * (30 + 465)
     assert min_component_count(4, "diag") == 2
     assert min_component_count(4, "tied") == 1
+
+
+def _breast_cancer_fold():
+    """Fold 3 of 5 (shuffled, seed 0) of breast_cancer: standardised training rows."""
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.model_selection import KFold
+    from sklearn.preprocessing import StandardScaler
+
+    X = load_breast_cancer().data
+    train, _ = list(KFold(5, shuffle=True, random_state=0).split(X))[3]
+    return StandardScaler().fit_transform(X[train])
+
+
+def test_the_chosen_size_is_fitted_from_the_better_of_two_starts():
+    # The walk reaches K=2 here by removing components from a larger fit and
+    # ends 0.08 nats per sample below the usual k-means start's optimum
+    # (0.42 against 0.50, and 8 nats per sample worse held out); the second
+    # start at the chosen size recovers it. The reference is scikit-learn's
+    # best of ten k-means starts at the same size.
+    X = _breast_cancer_fold()
+    model = SparseGaussianMixture(random_state=3).fit(X)
+    assert model.n_components_ == 2
+    reference = GaussianMixture(2, n_init=10, random_state=0).fit(X)
+    assert model.score(X) >= reference.score(X) - 0.01

@@ -221,6 +221,13 @@ class ProgressReport:
                 flush=True,
             )
 
+    def start_chosen(self, name, result: FitResult):
+        """Report which start the chosen size keeps: the walk's or a fresh one."""
+        if self.verbose >= 1:
+            self._finished(
+                f"Kept the {name}'s fit", result, f"objective {result.objective:.6f}"
+            )
+
     def refitted(self, result: FitResult):
         """Report the end of the penalised refit on all rows."""
         if self.verbose >= 1:
