@@ -366,7 +366,8 @@ class SparseGaussianMixtureCV(DensityMixin, BaseEstimator):
         further would not change which sparsity wins, only cost iterations.
     covariance_type, covariance_prior, tol, reg_covar, max_iter, init_params, \
             prune_threshold, solver, prior, learning_rate, acceleration, \
-            selection_samples, removal_moves, engine, device, verbose_interval :
+            merge_moves, selection_samples, removal_moves, engine, device, \
+            verbose_interval :
         As in :class:`SparseGaussianMixture`, for every fit (folds and refit).
     n_init : int, default=1
         Initialisations of each path's start (every fold's, and the
@@ -466,6 +467,7 @@ class SparseGaussianMixtureCV(DensityMixin, BaseEstimator):
         prior="sqrt",
         learning_rate=0.1,
         acceleration="squarem",
+        merge_moves=True,
         selection_samples=20_000,
         removal_moves=False,
         engine="auto",
@@ -497,6 +499,7 @@ class SparseGaussianMixtureCV(DensityMixin, BaseEstimator):
         self.prior = prior
         self.learning_rate = learning_rate
         self.acceleration = acceleration
+        self.merge_moves = merge_moves
         self.selection_samples = selection_samples
         self.removal_moves = removal_moves
         self.engine = engine

@@ -158,6 +158,15 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
         (``benchmarks/bench_end_to_end.py``). None is plain MM-EM. Maximum
         likelihood (``sparsity=0`` without a covariance prior, and the
         relaxed refit) is always plain EM, scikit-learn's iterates.
+    merge_moves : bool, default=True
+        MM-EM only, while a sparsity is in force: at the start of every
+        SQUAREM cycle, the two most overlapping components are merged into
+        one with their pooled weight, mean and covariance, where that lowers
+        the objective (so it still never increases; ``docs/maths.rst``
+        section 3.5). Started with many components, the fit splits each
+        cluster between several, and the penalty alone lets the spare ones
+        die over hundreds of iterations; merged, they go at once. Not for
+        ``covariance_type='tied'``.
     selection_samples : int or None, default=20_000
         With more rows than this (and a sparsity or a covariance prior in
         force), the components are chosen on this many rows drawn uniformly
@@ -349,6 +358,7 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
         "prior": [StrOptions({"sqrt", "log"}), HasMethods(["value", "derivative"])],
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
         "acceleration": [StrOptions({"squarem"}), None],
+        "merge_moves": ["boolean"],
         "selection_samples": [Interval(Integral, 2, None, closed="left"), None],
         "removal_moves": ["boolean"],
         "engine": [StrOptions({"auto", "torch", "keops"})],
@@ -379,6 +389,7 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
         prior="sqrt",
         learning_rate=0.1,
         acceleration="squarem",
+        merge_moves=True,
         selection_samples=20_000,
         removal_moves=False,
         relax=True,
@@ -407,6 +418,7 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
         self.prior = prior
         self.learning_rate = learning_rate
         self.acceleration = acceleration
+        self.merge_moves = merge_moves
         self.selection_samples = selection_samples
         self.removal_moves = removal_moves
         self.relax = relax
@@ -526,6 +538,7 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
             learning_rate=self.learning_rate,
             removal_moves=self.removal_moves,
             acceleration=self.acceleration,
+            merge_moves=self.merge_moves,
         )
 
         best = None

@@ -41,6 +41,9 @@ def _fit(X, engine, covariance_type, device="cpu"):
         # and an extrapolation magnifies the engines' float32 rounding.
         criterion=None,
         acceleration=None,
+        # Merges end the fit at its fixed point within max_iter, where the
+        # stop on a rounding-level rise of F can differ by an iteration.
+        merge_moves=False,
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)

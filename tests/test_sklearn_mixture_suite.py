@@ -46,6 +46,7 @@ class GaussianMixture(SparseGaussianMixture):
     prior = "sqrt"
     learning_rate = 0.1
     acceleration = "squarem"
+    merge_moves = True
     selection_samples = 20_000
     criterion = "bic"
     removal_moves = False

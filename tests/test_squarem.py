@@ -122,7 +122,8 @@ def test_the_accelerated_fit_reaches_plain_mm_ems_objective(
         separation=separation,
         seed=seed,
     )
-    common = dict(random_state=seed, relax=False, tol=1e-6)
+    # SQUAREM alone: merges would shorten both fits' early phases.
+    common = dict(random_state=seed, relax=False, tol=1e-6, merge_moves=False)
     plain = SparseGaussianMixture(acceleration=None, **common).fit(X)
     fast = SparseGaussianMixture(acceleration="squarem", **common).fit(X)
     assert fast.n_components_ == plain.n_components_

@@ -22,11 +22,12 @@ def make_solver(
     learning_rate,
     removal_moves,
     acceleration=None,
+    merge_moves=False,
 ):
     """The solver named by the estimator's ``solver`` parameter.
 
-    ``reg_covar``, ``acceleration`` and ``removal_moves`` only concern MM-EM,
-    ``learning_rate`` only Adam.
+    ``reg_covar``, ``acceleration``, ``merge_moves`` and ``removal_moves``
+    only concern MM-EM, ``learning_rate`` only Adam.
     """
     if solver == "em":
         return MMEMSolver(
@@ -35,6 +36,7 @@ def make_solver(
             reg_covar=reg_covar,
             prune_threshold=prune_threshold,
             acceleration=acceleration,
+            merge_moves=merge_moves,
             removal_moves=removal_moves,
         )
     return GradientSolver(
