@@ -400,6 +400,10 @@ class SparseGaussianMixtureCV(DensityMixin, BaseEstimator):
     best_estimator_ : SparseGaussianMixture
         Fitted on all the data at ``sparsity_`` (along the path up to it with
         ``path='warm'``), then relaxed: its ``sparsity`` parameter is then 0.
+        Where that fit keeps more components than every fold kept at
+        ``sparsity_``, or fewer, the path's nearest sparsity whose fit keeps
+        a count within the folds' range is used instead, above or below
+        (``verbose`` reports it).
     weights_, means_, covariances_, precisions_, precisions_cholesky_, \
             n_components_, active_components_, converged_, n_iter_, \
             lower_bound_, objective_, loss_curve_, n_components_curve_, \
@@ -592,7 +596,9 @@ class SparseGaussianMixtureCV(DensityMixin, BaseEstimator):
             np.array([path.steps[s][part] for s in sparsities]).T for part in range(3)
         )
         best = _select(scores, n_components, self.selection, self.path_tol)
-        best_estimator = self._refit(estimator, X, sample_weight, sparsities, best)
+        best_estimator = self._refit(
+            estimator, X, sample_weight, sparsities, best, n_components[:, best]
+        )
         if self.verbose:
             print(
                 f"SparseGaussianMixtureCV: sparsity {sparsities[best]:.4g} "
@@ -649,20 +655,64 @@ class SparseGaussianMixtureCV(DensityMixin, BaseEstimator):
             top *= ratio
             path.step(pool, top)
 
-    def _refit(self, estimator, X, sample_weight, sparsities, best):
+    def _refit(self, estimator, X, sample_weight, sparsities, best, fold_counts):
         """The model at ``sparsities[best]`` on all of ``X``, relaxed if asked.
 
         A warm path is followed from its first sparsity, as in the folds.
+        The refit keeps a component count within the range the folds kept at
+        the chosen sparsity: where it keeps more than any fold (more rows
+        weaken a given sparsity's pull), the path continues up the
+        sparsities (the walk's grid, then the grid's ratio) until it keeps
+        no more; where it keeps fewer than every fold, the refit is the
+        nearest smaller sparsity's that keeps at least the fewest
+        (``best_estimator_.sparsity`` is then where it stopped).
+
+        Parameters
+        ----------
+        fold_counts : ndarray of shape (n_folds,)
+            Each fold's component count at the chosen sparsity.
         """
+        warm = self.path == "warm"
+        low, high = int(fold_counts.min()), int(fold_counts.max())
         start = _path_start(estimator, X, sample_weight, self.path)
-        if self.path == "warm":
-            prefix = sparsities[: best + 1]
-        else:
-            prefix = sparsities[best : best + 1]
-        for sparsity in prefix:
-            model = _fit_from(estimator, X, sample_weight, sparsity, start)
-            if self.path == "warm":
-                start = model
+
+        def fit_at(sparsity, previous=None):
+            # A warm path continues from the previous fit, a restart never.
+            source = previous if warm and previous is not None else start
+            return _fit_from(estimator, X, sample_weight, sparsity, source)
+
+        # A warm path's fits along the way, kept as they were: the fallback
+        # when the chosen sparsity keeps too few.
+        on_the_way = []
+        model = None
+        for sparsity in sparsities[: best + 1] if warm else sparsities[best:][:1]:
+            if model is not None:
+                on_the_way.append(copy.deepcopy(model))
+            model = fit_at(sparsity, model)
+        if model.n_components_ > high:
+            ratio = sparsities[-1] / sparsities[-2] if len(sparsities) > 1 else 2.0
+            higher = [
+                *sparsities[best + 1 :],
+                *(sparsities[-1] * ratio ** (1 + np.arange(_MAX_EXTENSIONS))),
+            ]
+            for sparsity in higher:
+                model = fit_at(sparsity, model)
+                if model.n_components_ <= high:
+                    break
+        elif model.n_components_ < low:
+            lower = (
+                reversed(on_the_way)
+                if warm
+                else (fit_at(sparsity) for sparsity in sparsities[:best][::-1])
+            )
+            model = next((fit for fit in lower if fit.n_components_ >= low), model)
+        if self.verbose and model.sparsity != sparsities[best]:
+            print(
+                f"SparseGaussianMixtureCV: the refit keeps {model.n_components_} "
+                f"components at sparsity {model.sparsity:.4g}, where the folds "
+                f"kept {low} to {high} at {sparsities[best]:.4g}",
+                flush=True,
+            )
         if self.relax:
             model = _relaxed(model, X, sample_weight)
         # The user's settings where the path set its own start.

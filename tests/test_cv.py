@@ -428,3 +428,32 @@ def test_a_restart_path_starts_with_no_more_components_than_a_fold_holds():
     with pytest.warns(UserWarning, match="distinct samples"):
         model.fit(X)
     assert 1 <= model.n_components_ <= 13
+
+
+@pytest.mark.parametrize(
+    ("sparsities", "best", "fold_counts", "expected"),
+    [
+        # All the data at sparsity 0 keep the 8 starting components where
+        # the folds kept 4: the refit goes on up the path to 0.5, which keeps 4.
+        ([0.0, 0.5], 0, [4, 4], (4, 0.5)),
+        # At 0.5 all the data keep 4 where every fold kept 8: the refit is the
+        # path's fit at 0.0, which kept 8.
+        ([0.0, 0.5, 2.0], 1, [8, 8], (8, 0.0)),
+        # Within the folds' range the chosen sparsity's fit stays.
+        ([0.0, 0.5, 2.0], 1, [3, 5], (4, 0.5)),
+    ],
+)
+def test_the_refit_keeps_a_count_within_the_folds_range(
+    sparsities, best, fold_counts, expected
+):
+    X, _ = gaussian_mixture_sample(n_samples=600, n_components=4, seed=0)
+    model = SparseGaussianMixtureCV(10, relax=False, random_state=0)
+    refit = model._refit(
+        model._base_estimator(0),
+        X,
+        None,
+        np.array(sparsities),
+        best,
+        np.array(fold_counts),
+    )
+    assert (refit.n_components_, refit.sparsity) == expected
