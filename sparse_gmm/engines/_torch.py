@@ -10,7 +10,7 @@ Two layout choices, each measured on the CPU (one thread, float64):
 * Blocks are component-major, ``theta^T @ phi^T``: the maxima and sums over
   components then run along contiguous rows of samples, vectorised, rather
   than over rows a few components wide, and MKL's matmul with the long
-  dimension last is faster. The E-step took 0.6-0.85 times as long as with
+  dimension last is faster. The E-step took 0.5-0.85 times as long as with
   sample-major blocks, the most with few components (N = 200,000, M = 6:
   20 ms against 12).
 * On the CPU the default budget keeps a chunk's blocks in the processor's
