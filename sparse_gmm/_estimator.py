@@ -27,7 +27,7 @@ from ._initialization import initial_parameters
 from ._inputs import host_array, input_for
 from ._model_size import auto_sparsity, min_component_count
 from ._objective import SparseObjective
-from ._size_selection import CRITERIA, walk_down
+from ._size_selection import CRITERIA, walk_down, walk_up
 from ._validation import (
     check_enough_samples,
     check_means_init,
@@ -198,10 +198,11 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
         each size by BIC on its fit under the covariance prior (as R's
         mclust scores its models), until two sizes in a row score worse than
         the best; the best is kept (``docs/maths.rst`` section 10.4). The
-        walk only goes down from the sparse fit's size. The chosen size is
-        then also fitted from a fresh ``init_params`` start, as ``n_init``
-        does, and that fit replaces the walk's where it ends better by more
-        than ``tol``. None keeps the sparse fit's size.
+        walk goes down from the sparse fit's size; then a walk up tries one
+        component more, from a fresh ``init_params`` start, and keeps it
+        while BIC improves. The chosen size is then also fitted from a fresh
+        start, as ``n_init`` does, and that fit replaces the walk's where it
+        ends better by more than ``tol``. None keeps the sparse fit's size.
     removal_moves : bool, default=False
         MM-EM only: after convergence, remove the lightest component, run
         MM-EM again and keep the removal when the objective ends lower;
@@ -582,19 +583,40 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
                 best, X_device, weight_device, engine, objective, report
             )
             if not warm and all(value is None for value in user_init.values()):
-                fresh = initial_parameters(
-                    init_X,
-                    init_weight,
-                    n_components=best.parameters.n_components,
-                    covariance_type=self.covariance_type,
-                    init_params=self.init_params,
-                    reg_covar=self.reg_covar,
-                    random_state=random_state,
-                    device=engine.device,
-                    covariance_prior=objective.covariance_prior,
+
+                def fresh_start(size):
+                    return initial_parameters(
+                        init_X,
+                        init_weight,
+                        n_components=size,
+                        covariance_type=self.covariance_type,
+                        init_params=self.init_params,
+                        reg_covar=self.reg_covar,
+                        random_state=random_state,
+                        device=engine.device,
+                        covariance_prior=objective.covariance_prior,
+                    )
+
+                best = walk_up(
+                    self._mm_em(),
+                    X_device,
+                    weight_device,
+                    best,
+                    engine,
+                    objective.without_sparsity(),
+                    CRITERIA[self.criterion](),
+                    report,
+                    fresh_start,
+                    max_components=n_components,
                 )
                 best = self._better_start(
-                    best, fresh, X_device, weight_device, engine, objective, report
+                    best,
+                    fresh_start(best.parameters.n_components),
+                    X_device,
+                    weight_device,
+                    engine,
+                    objective,
+                    report,
                 )
         if on_sample and self.max_iter > 0:
             X_device = engine.as_tensor(all_X)

@@ -208,16 +208,16 @@ class ProgressReport:
                 flush=True,
             )
 
-    def size_scored(self, result: FitResult, criterion_name, score):
-        """Report one size of the walk down and its criterion."""
+    def size_scored(self, result: FitResult, criterion_name, score, walk="down"):
+        """Report one size of the walk (``'down'`` or ``'up'``) and its criterion."""
         if self.verbose >= 1:
-            self._finished("  Walk down:", result, f"{criterion_name} {score:.6g}")
+            self._finished(f"  Walk {walk}:", result, f"{criterion_name} {score:.6g}")
 
-    def size_chosen(self, n_components, criterion_name):
-        """Report the size the walk down keeps."""
+    def size_chosen(self, n_components, criterion_name, walk="down"):
+        """Report the size the walk (``'down'`` or ``'up'``) keeps."""
         if self.verbose >= 1:
             print(
-                f"Walk down kept {n_components} components (lowest {criterion_name})",
+                f"Walk {walk} kept {n_components} components (lowest {criterion_name})",
                 flush=True,
             )
 
