@@ -144,3 +144,16 @@ def test_gradients_are_taken_in_the_kept_centres_frame(sample_and_parameters):
     kept = gradient(cached)
     assert not torch.equal(cached._features.center, mixture_center(nearby, X.dtype))
     assert_allclose(kept.numpy(), gradient(TorchEngine()).numpy(), rtol=1e-9)
+
+
+def test_a_prediction_keeps_no_features(sample_and_parameters):
+    # One pass gains nothing from phi of all rows, which would take N x F
+    # numbers beyond a chunk's (240 MiB for 1e7 float32 rows in 2-D).
+    X, parameters = sample_and_parameters
+    engine = TorchEngine(memory_budget=40 * 8 * 30)
+    chunked = engine.score_samples(X, parameters)
+    assert engine._features is None
+    engine.statistics(X, torch.ones(len(X), dtype=X.dtype), parameters)
+    assert engine._features is not None
+    # After a fit's pass, a prediction on the same rows reads what it kept.
+    assert_allclose(engine.score_samples(X, parameters), chunked, rtol=1e-12)

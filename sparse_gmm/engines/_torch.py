@@ -18,10 +18,11 @@ Two layout choices, each measured on the CPU (one thread, float64):
   read and write the whole block. At N = 200,000, M = 100, D = 4 blocks of
   64 MiB made an iteration 1.2-1.9 times slower than blocks of 8-16 MiB.
 
-The features ``phi`` of all samples are kept between iterations, stored
-feature-major, where they take at most ``feature_cache_bytes``; beyond that
-they are recomputed chunk by chunk, and memory does not grow with the number
-of samples.
+The features ``phi`` of all samples are kept between a fit's iterations,
+stored feature-major, where they take at most ``feature_cache_bytes``;
+beyond that, and in predictions (one pass, which gain nothing from keeping
+them), they are computed chunk by chunk, and memory does not grow with the
+number of samples.
 """
 
 from __future__ import annotations
@@ -149,27 +150,32 @@ class TorchEngine(Engine):
             return cached.center
         return center
 
-    def _phi(self, X, rows, shift, covariance_type):
+    def _phi(self, X, rows, shift, covariance_type, cache):
         """``phi(X[rows] - shift)^T``, from the cache where it was computed.
+
+        ``cache``: whether to compute and keep ``phi`` of all of ``X`` when it
+        is not kept yet. A fit's passes do; a prediction, one pass, only
+        reads what a fit kept, so that its memory stays a chunk's.
 
         Returns
         -------
         torch.Tensor of shape (n_moment_features, chunk)
         """
-        if not self._caches_features(X, covariance_type):
-            return moment_features(X[rows] - shift, covariance_type).T.contiguous()
         cached = self._features
         center = shift.to(torch.float64)
-        if not (
+        kept = (
             cached is not None
             and cached.matches(X, covariance_type)
             and torch.equal(cached.center, center)
-        ):
+        )
+        if not kept and not (cache and self._caches_features(X, covariance_type)):
+            return moment_features(X[rows] - shift, covariance_type).T.contiguous()
+        if not kept:
             phi = moment_features(X - shift, covariance_type).T.contiguous()
             cached = self._features = _CachedFeatures(X, covariance_type, center, phi)
         return cached.phi[:, rows]
 
-    def _chunks(self, X, theta, center, covariance_type):
+    def _chunks(self, X, theta, center, covariance_type, cache=False):
         """Yield ``(rows, phi, log_joint)`` for consecutive chunks of samples.
 
         Parameters
@@ -179,6 +185,8 @@ class TorchEngine(Engine):
             In the dtype of ``X``.
         center : torch.Tensor of shape (n_features,)
         covariance_type : str
+        cache : bool
+            Whether to keep ``phi`` of all samples (see :meth:`_phi`).
 
         Yields
         ------
@@ -192,7 +200,7 @@ class TorchEngine(Engine):
         coefficients = theta.T.contiguous()
         for start in range(0, X.shape[0], chunk):
             rows = slice(start, start + chunk)
-            phi = self._phi(X, rows, shift, covariance_type)
+            phi = self._phi(X, rows, shift, covariance_type, cache)
             yield rows, phi, coefficients @ phi
 
     def _coefficients(self, X, parameters: MixtureParameters):
@@ -280,7 +288,7 @@ class TorchEngine(Engine):
             device=X.device,
         )
         log_likelihood = torch.zeros((), dtype=torch.float64, device=X.device)
-        chunks = self._chunks(X, theta.to(X.dtype), center, covariance_type)
+        chunks = self._chunks(X, theta.to(X.dtype), center, covariance_type, cache=True)
         for rows, phi, log_joint in chunks:
             # One exp per pair: the shifted exponentials give both the
             # log-sum-exp and, rescaled, the responsibilities.
