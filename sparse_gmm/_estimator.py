@@ -579,6 +579,7 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
             ):
                 best = result
         if self.criterion is not None and objective.sparsity > 0 and self.max_iter > 0:
+            proposed = best.parameters.n_components
             best = self._walk_down(
                 best, X_device, weight_device, engine, objective, report
             )
@@ -597,18 +598,21 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
                         covariance_prior=objective.covariance_prior,
                     )
 
-                best = walk_up(
-                    self._mm_em(),
-                    X_device,
-                    weight_device,
-                    best,
-                    engine,
-                    objective.without_sparsity(),
-                    CRITERIA[self.criterion](),
-                    report,
-                    fresh_start,
-                    max_components=n_components,
-                )
+                # Below the proposal, the walk down has scored the next size
+                # up already, and worse.
+                if best.parameters.n_components >= proposed:
+                    best = walk_up(
+                        self._mm_em(),
+                        X_device,
+                        weight_device,
+                        best,
+                        engine,
+                        objective.without_sparsity(),
+                        CRITERIA[self.criterion](),
+                        report,
+                        fresh_start,
+                        max_components=n_components,
+                    )
                 best = self._better_start(
                     best,
                     fresh_start(best.parameters.n_components),

@@ -85,7 +85,9 @@ def walk_up(
     breast_cancer's 398 training rows in 30 dimensions went to one
     component, where BIC prefers two) nothing brings them back. From the
     chosen size ``K``, a fit at ``K + 1`` from a fresh start is scored; it is
-    kept, and ``K + 2`` tried, while it scores better.
+    kept, and ``K + 2`` tried, while it scores better. The estimator walks
+    up only where the walk down kept the proposed size: below it, the walk
+    down has scored ``K + 1`` already.
 
     Parameters
     ----------
