@@ -27,7 +27,7 @@ from ._initialization import initial_parameters
 from ._inputs import host_array, input_for
 from ._model_size import auto_sparsity, min_component_count
 from ._objective import SparseObjective
-from ._size_selection import CRITERIA, walk_down, walk_up
+from ._size_selection import CRITERIA, WALK_UP_ITERATIONS, walk_down, walk_up
 from ._validation import (
     check_enough_samples,
     check_means_init,
@@ -602,7 +602,7 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
                 # up already, and worse.
                 if best.parameters.n_components >= proposed:
                     best = walk_up(
-                        self._mm_em(),
+                        self._mm_em(max_iter=WALK_UP_ITERATIONS),
                         X_device,
                         weight_device,
                         best,
@@ -661,15 +661,18 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
         tags.array_api_support = True
         return tags
 
-    def _mm_em(self):
+    def _mm_em(self, max_iter=None):
         """MM-EM with this estimator's settings: the walk's and the refit's solver.
 
         Whatever ``solver`` fitted the sparse model, what follows it is
-        MM-EM, without removal moves.
+        MM-EM, without removal moves. ``max_iter``: a smaller budget than
+        the estimator's.
         """
         return make_solver(
             "em",
-            max_iter=self.max_iter,
+            max_iter=self.max_iter
+            if max_iter is None
+            else min(max_iter, self.max_iter),
             tol=self.tol,
             reg_covar=self.reg_covar,
             prune_threshold=self.prune_threshold,
