@@ -579,49 +579,16 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
             ):
                 best = result
         if self.criterion is not None and objective.sparsity > 0 and self.max_iter > 0:
-            proposed = best.parameters.n_components
-            best = self._walk_down(
-                best, X_device, weight_device, engine, objective, report
+            best = self._choose_size(
+                best,
+                X_device,
+                weight_device,
+                engine,
+                objective,
+                report,
+                fresh=not warm and all(value is None for value in user_init.values()),
+                starts=(init_X, init_weight, random_state, n_components),
             )
-            if not warm and all(value is None for value in user_init.values()):
-
-                def fresh_start(size):
-                    return initial_parameters(
-                        init_X,
-                        init_weight,
-                        n_components=size,
-                        covariance_type=self.covariance_type,
-                        init_params=self.init_params,
-                        reg_covar=self.reg_covar,
-                        random_state=random_state,
-                        device=engine.device,
-                        covariance_prior=objective.covariance_prior,
-                    )
-
-                # Below the proposal, the walk down has scored the next size
-                # up already, and worse.
-                if best.parameters.n_components >= proposed:
-                    best = walk_up(
-                        self._mm_em(max_iter=WALK_UP_ITERATIONS),
-                        X_device,
-                        weight_device,
-                        best,
-                        engine,
-                        objective.without_sparsity(),
-                        CRITERIA[self.criterion](),
-                        report,
-                        fresh_start,
-                        max_components=n_components,
-                    )
-                best = self._better_start(
-                    best,
-                    fresh_start(best.parameters.n_components),
-                    X_device,
-                    weight_device,
-                    engine,
-                    objective,
-                    report,
-                )
         if on_sample and self.max_iter > 0:
             X_device = engine.as_tensor(all_X)
             weight_device = engine.as_tensor(all_weight)
@@ -679,6 +646,70 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
             learning_rate=self.learning_rate,
             removal_moves=False,
             acceleration=self.acceleration,
+        )
+
+    def _choose_size(
+        self, best, X, sample_weight, engine, objective, report, fresh, starts
+    ):
+        """The size and fit that the criterion chooses, from the sparse fit.
+
+        The walk down from the sparse fit's size; where it kept that size,
+        the walk up; then the better of the chosen fit and a fresh start at
+        its size (``docs/maths.rst`` section 10.4). Without fresh starts
+        (a warm start, or the user's initial parameters, which are for the
+        largest size), the walk down alone.
+
+        Parameters
+        ----------
+        fresh : bool
+            Whether fresh starts are allowed.
+        starts : tuple
+            ``(init_X, init_weight, random_state, n_components)``: the rows
+            the starts are drawn from, their weights, the generator and the
+            largest size.
+        """
+        proposed = best.parameters.n_components
+        best = self._walk_down(best, X, sample_weight, engine, objective, report)
+        if not fresh:
+            return best
+        init_X, init_weight, random_state, n_components = starts
+
+        def fresh_start(size):
+            return initial_parameters(
+                init_X,
+                init_weight,
+                n_components=size,
+                covariance_type=self.covariance_type,
+                init_params=self.init_params,
+                reg_covar=self.reg_covar,
+                random_state=random_state,
+                device=engine.device,
+                covariance_prior=objective.covariance_prior,
+            )
+
+        # Below the proposal, the walk down has scored the next size up
+        # already, and worse.
+        if best.parameters.n_components >= proposed:
+            best = walk_up(
+                self._mm_em(max_iter=WALK_UP_ITERATIONS),
+                X,
+                sample_weight,
+                best,
+                engine,
+                objective.without_sparsity(),
+                CRITERIA[self.criterion](),
+                report,
+                fresh_start,
+                max_components=n_components,
+            )
+        return self._better_start(
+            best,
+            fresh_start(best.parameters.n_components),
+            X,
+            sample_weight,
+            engine,
+            objective,
+            report,
         )
 
     def _walk_down(self, best, X, sample_weight, engine, objective, report):
