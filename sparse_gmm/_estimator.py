@@ -542,23 +542,28 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
             merge_moves=self.merge_moves,
         )
 
+        def start_at(size, **init):
+            # Every start of this fit: the initialisations, and the fresh
+            # starts of the size choice.
+            return initial_parameters(
+                init_X,
+                init_weight,
+                n_components=size,
+                covariance_type=self.covariance_type,
+                init_params=self.init_params,
+                reg_covar=self.reg_covar,
+                random_state=random_state,
+                device=engine.device,
+                covariance_prior=objective.covariance_prior,
+                **init,
+            )
+
         best = None
         for init in range(1 if warm else self.n_init):
             if warm:
                 start = self._fitted_parameters(engine.device)
             else:
-                start = initial_parameters(
-                    init_X,
-                    init_weight,
-                    n_components=n_components,
-                    covariance_type=self.covariance_type,
-                    init_params=self.init_params,
-                    reg_covar=self.reg_covar,
-                    random_state=random_state,
-                    device=engine.device,
-                    covariance_prior=objective.covariance_prior,
-                    **user_init,
-                )
+                start = start_at(n_components, **user_init)
             report.begin(init, start.n_components, X.shape[0])
             result = solver.solve(
                 X_device,
@@ -586,8 +591,14 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
                 engine,
                 objective,
                 report,
-                fresh=not warm and all(value is None for value in user_init.values()),
-                starts=(init_X, init_weight, random_state, n_components),
+                # A warm start, or the user's initial parameters (which are
+                # for the largest size), allow no fresh start.
+                fresh_start=(
+                    None
+                    if warm or any(value is not None for value in user_init.values())
+                    else start_at
+                ),
+                max_components=n_components,
             )
         if on_sample and self.max_iter > 0:
             X_device = engine.as_tensor(all_X)
@@ -649,7 +660,15 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
         )
 
     def _choose_size(
-        self, best, X, sample_weight, engine, objective, report, fresh, starts
+        self,
+        best,
+        X,
+        sample_weight,
+        engine,
+        objective,
+        report,
+        fresh_start,
+        max_components,
     ):
         """The size and fit that the criterion chooses, from the sparse fit.
 
@@ -661,32 +680,16 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
 
         Parameters
         ----------
-        fresh : bool
-            Whether fresh starts are allowed.
-        starts : tuple
-            ``(init_X, init_weight, random_state, n_components)``: the rows
-            the starts are drawn from, their weights, the generator and the
-            largest size.
+        fresh_start : callable or None
+            ``fresh_start(n_components)``: a start of that size, the fit's
+            own (``init_params``); None where fresh starts are not allowed.
+        max_components : int
+            The largest size the walk up may reach.
         """
         proposed = best.parameters.n_components
         best = self._walk_down(best, X, sample_weight, engine, objective, report)
-        if not fresh:
+        if fresh_start is None:
             return best
-        init_X, init_weight, random_state, n_components = starts
-
-        def fresh_start(size):
-            return initial_parameters(
-                init_X,
-                init_weight,
-                n_components=size,
-                covariance_type=self.covariance_type,
-                init_params=self.init_params,
-                reg_covar=self.reg_covar,
-                random_state=random_state,
-                device=engine.device,
-                covariance_prior=objective.covariance_prior,
-            )
-
         # Below the proposal, the walk down has scored the next size up
         # already, and worse.
         if best.parameters.n_components >= proposed:
@@ -700,7 +703,7 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
                 CRITERIA[self.criterion](),
                 report,
                 fresh_start,
-                max_components=n_components,
+                max_components=max_components,
             )
         return self._better_start(
             best,

@@ -33,6 +33,28 @@ PATIENCE = 2
 WALK_UP_ITERATIONS = 50
 
 
+def bic(log_likelihood, parameters, total_weight):
+    """``-2 log L + P ln N`` of a mixture.
+
+    Parameters
+    ----------
+    log_likelihood : float
+        The weighted log-likelihood of the training data, summed.
+    parameters : MixtureParameters
+        The mixture, whose free parameters ``P`` are counted.
+    total_weight : float
+        ``N``.
+
+    Returns
+    -------
+    float
+    """
+    n_free = n_parameters(
+        parameters.covariance_type, parameters.n_components, parameters.n_features
+    )
+    return -2.0 * log_likelihood + n_free * math.log(total_weight)
+
+
 class BIC:
     """The Bayesian information criterion of a fit, with its own likelihood.
 
@@ -47,7 +69,7 @@ class BIC:
 
     name = "BIC"
 
-    def __call__(self, result, total_weight, covariance_type):
+    def __call__(self, result, total_weight):
         """The criterion of one fit.
 
         Parameters
@@ -56,18 +78,13 @@ class BIC:
             The fit: its parameters and mean log-likelihood.
         total_weight : float
             ``N``.
-        covariance_type : str
 
         Returns
         -------
         float
         """
-        parameters = result.parameters
-        n_free = n_parameters(
-            covariance_type, parameters.n_components, parameters.n_features
-        )
-        return -2.0 * total_weight * result.mean_log_likelihood + n_free * math.log(
-            total_weight
+        return bic(
+            total_weight * result.mean_log_likelihood, result.parameters, total_weight
         )
 
 
@@ -114,8 +131,7 @@ def walk_up(
     FitResult
     """
     total_weight = float(sample_weight.sum())
-    covariance_type = chosen.parameters.covariance_type
-    best, best_score = chosen, criterion(chosen, total_weight, covariance_type)
+    best, best_score = chosen, criterion(chosen, total_weight)
     while best.parameters.n_components < max_components:
         size = best.parameters.n_components + 1
         larger = solver.solve(
@@ -123,7 +139,7 @@ def walk_up(
         )
         if larger.parameters.n_components != size:
             break
-        score = criterion(larger, total_weight, covariance_type)
+        score = criterion(larger, total_weight)
         report.size_scored(larger, criterion.name, score, walk="up")
         if score >= best_score:
             break
@@ -153,7 +169,7 @@ def walk_down(solver, X, sample_weight, proposal, engine, objective, criterion, 
         What each size is fitted under (the sparse fit's without the
         sparsity, so that the criterion sees unshrunk weights).
     criterion : callable
-        ``criterion(result, total_weight, covariance_type)``, lower better.
+        ``criterion(result, total_weight)``, lower better.
     report : ProgressReport
 
     Returns
@@ -163,11 +179,10 @@ def walk_down(solver, X, sample_weight, proposal, engine, objective, criterion, 
         all the walk's (``loss_curve`` rises where a removal costs).
     """
     total_weight = float(sample_weight.sum())
-    covariance_type = proposal.parameters.covariance_type
 
     def fit_and_score(parameters):
         result = solver.solve(X, sample_weight, parameters, engine, objective, report)
-        score = criterion(result, total_weight, covariance_type)
+        score = criterion(result, total_weight)
         report.size_scored(result, criterion.name, score)
         return result, score
 

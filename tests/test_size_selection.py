@@ -43,7 +43,7 @@ def test_bic_is_scikit_learns():
             n_components_curve=np.empty(0),
             time_curve=np.empty(0),
         )
-        assert_allclose(BIC()(result, len(X), covariance_type), reference.bic(X))
+        assert_allclose(BIC()(result, len(X)), reference.bic(X))
 
 
 @pytest.mark.parametrize(("n_components", "seed"), [(3, 0), (5, 1), (4, 2)])

@@ -11,12 +11,12 @@ import torch
 from .._gaussian import (
     MixtureParameters,
     at_covariance_floor,
-    n_parameters,
     precision_cholesky_from_covariances,
 )
 from .._m_step import gaussian_components, mm_weights
 from .._merging import merged, most_overlapping_pair
 from .._objective import SparseObjective
+from .._size_selection import bic
 from ..engines import Engine, SufficientStatistics
 from ._base import FitPath, FitResult, ProgressReport, Solver
 
@@ -188,16 +188,9 @@ def _bic_allows(parameters, statistics, merged, merged_statistics):
     bool
     """
     total_weight = statistics.total_weight
-
-    def bic(mixture, mixture_statistics):
-        n_free = n_parameters(
-            mixture.covariance_type, mixture.n_components, mixture.n_features
-        )
-        return -2.0 * mixture_statistics.log_likelihood + n_free * math.log(
-            total_weight
-        )
-
-    return bic(merged, merged_statistics) <= bic(parameters, statistics)
+    return bic(merged_statistics.log_likelihood, merged, total_weight) <= bic(
+        statistics.log_likelihood, parameters, total_weight
+    )
 
 
 def _degenerate(counts, parameters, reg_covar, min_count):
