@@ -56,6 +56,12 @@ _FORWARDED = tuple(
 _MAX_EXTENSIONS = 10
 
 
+def _grid_ratio(sparsities):
+    """The ratio of the two largest sparsities, by which a grid is extended
+    upwards (2 for a one-point grid)."""
+    return sparsities[-1] / sparsities[-2] if len(sparsities) > 1 else 2.0
+
+
 def _default_grid(n_sparsities, center):
     """``n_sparsities`` values from ``center / 10`` to ``10 * center``.
 
@@ -644,7 +650,7 @@ class SparseGaussianMixtureCV(DensityMixin, BaseEstimator):
             ):
                 break
             best, size = max(best, score), path.size(sparsity)
-        ratio = grid[-1] / grid[-2] if len(grid) > 1 else 2.0
+        ratio = _grid_ratio(grid)
         top = grid[-1]
         for _ in range(_MAX_EXTENSIONS if extensible else 0):
             if top not in path.steps or path.single(top):
@@ -690,7 +696,7 @@ class SparseGaussianMixtureCV(DensityMixin, BaseEstimator):
                 on_the_way.append(copy.deepcopy(model))
             model = fit_at(sparsity, model)
         if model.n_components_ > high:
-            ratio = sparsities[-1] / sparsities[-2] if len(sparsities) > 1 else 2.0
+            ratio = _grid_ratio(sparsities)
             higher = [
                 *sparsities[best + 1 :],
                 *(sparsities[-1] * ratio ** (1 + np.arange(_MAX_EXTENSIONS))),

@@ -77,12 +77,20 @@ def bhattacharyya_coefficients(means, covariances, pairs):
 
 
 def candidate_pairs(parameters: MixtureParameters):
-    """Each component paired with its nearest neighbour; shape (n_pairs, 2).
+    """Each component paired with its nearest neighbour.
 
     Nearest by the squared Mahalanobis distance between the means under the
     first component's precision, symmetrised. Only these ``M`` pairs (fewer
     after removing duplicates) are scored, not all ``M (M - 1) / 2``: the
     pooled covariances of all pairs would take ``M^2 D^2`` numbers.
+
+    Returns
+    -------
+    pairs : torch.Tensor of shape (n_pairs, 2), int64
+        ``(j, k)`` with ``j < k``, each pair once.
+    covariances : torch.Tensor of shape (M, D, D)
+        The components' covariances as full matrices, which the pairs'
+        scoring needs too.
     """
     means = parameters.means
     covariances = _full_covariances(parameters)
