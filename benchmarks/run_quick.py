@@ -43,6 +43,7 @@ BENCHMARKS = (
     "compare",
     "bench_real_data",
     "bench_end_to_end",
+    "bench_kmeans",
     "bench_dask",
 )
 #: What every text result must contain (see _harness.header_lines).
