@@ -152,12 +152,16 @@ def _auto_scale(X, sample_weight, n_components):
     A thousandth of the mean variance on the diagonal keeps ``Psi``
     positive definite for constant or collinear features.
     """
-    # Written with operations that Dask arrays share, so that a Dask X is
-    # reduced on its workers; np.asarray then computes the D x D result.
+    # Written with operations that Dask arrays and tensors share, so that a
+    # Dask X is reduced on its workers and a tensor on its device; only the
+    # D x D result comes to the host.
     weight = sample_weight / sample_weight.sum()
     mean = weight @ X
     centred = X - mean
-    covariance = np.asarray((centred * weight[:, None]).T @ centred, np.float64)
+    covariance = (centred * weight[:, None]).T @ centred
+    if isinstance(covariance, torch.Tensor):
+        covariance = covariance.cpu()
+    covariance = np.asarray(covariance, np.float64)
     n_features = X.shape[1]
     mean_variance = np.trace(covariance) / n_features
     floor = 1e-3 * mean_variance if mean_variance > 0 else 1.0
@@ -175,9 +179,11 @@ def resolve_covariance_prior(spec, X, sample_weight, n_components, total_weight=
         covariance over ``n_components^(2/D)``. A float ``v`` is ``Psi = v I``
         and an array is ``Psi`` itself, both with ``nu = D + 2``. None is no
         prior (maximum likelihood).
-    X : numpy.ndarray or dask.array.Array of shape (n_samples, n_features)
+    X : numpy.ndarray, torch.Tensor or dask.array.Array of shape \
+            (n_samples, n_features)
         The training data, or a sample of its rows.
-    sample_weight : numpy.ndarray or dask.array.Array of shape (n_samples,)
+    sample_weight : numpy.ndarray, torch.Tensor or dask.array.Array of shape \
+            (n_samples,)
     n_components : int
     total_weight : float, optional
         The training data's total sample weight, when ``X`` is only a sample
@@ -199,9 +205,11 @@ def resolve_covariance_prior(spec, X, sample_weight, n_components, total_weight=
     if total_weight is None:
         total_weight = sample_weight.sum()
     if isinstance(spec, str):
-        scale = _auto_scale(
-            X.astype(np.float64), sample_weight.astype(np.float64), n_components
-        )
+        if isinstance(X, torch.Tensor):
+            X, sample_weight = X.double(), sample_weight.double()
+        else:
+            X, sample_weight = X.astype(np.float64), sample_weight.astype(np.float64)
+        scale = _auto_scale(X, sample_weight, n_components)
     elif np.ndim(spec) == 0:
         scale = float(spec) * np.eye(n_features)
     else:

@@ -8,6 +8,7 @@ from sklearn.cluster import KMeans, kmeans_plusplus
 from sklearn.metrics import adjusted_rand_score
 
 from sparse_gmm import _initialization
+from sparse_gmm._covariance_prior import resolve_covariance_prior
 from sparse_gmm._initialization import initial_parameters
 from sparse_gmm._kmeans import _lloyd_centers, kmeans_labels
 from sparse_gmm._kmeans import kmeans_plusplus as torch_kmeans_plusplus
@@ -147,4 +148,34 @@ def test_an_accelerators_start_is_the_hosts(monkeypatch):
     for name in ("weights", "means", "covariances", "precisions_cholesky"):
         torch.testing.assert_close(
             getattr(accelerator, name), getattr(host, name), rtol=1e-12, atol=1e-12
+        )
+
+
+def test_a_device_tensors_start_is_numpys(monkeypatch):
+    # On an accelerator the start's rows stay tensors on the device (the
+    # CPU hands a NumPy view to scikit-learn): the moments, the k-means and
+    # the automatic covariance prior's scale must not depend on which.
+    X = _blobs(3000, 3)
+    weight = np.random.default_rng(0).uniform(0.5, 2.0, len(X))
+    monkeypatch.setattr(_initialization, "_kmeans_on_host", lambda device: False)
+    priors, starts = [], []
+    for rows, weights in ((X, weight), (torch.as_tensor(X), torch.as_tensor(weight))):
+        prior = resolve_covariance_prior("auto", rows, weights, 8)
+        priors.append(prior.scale)
+        starts.append(
+            initial_parameters(
+                rows,
+                weights,
+                n_components=8,
+                covariance_type="full",
+                init_params="kmeans",
+                reg_covar=1e-6,
+                random_state=np.random.RandomState(0),
+                covariance_prior=prior,
+            )
+        )
+    torch.testing.assert_close(priors[1], priors[0], rtol=1e-12, atol=0)
+    for name in ("weights", "means", "covariances"):
+        torch.testing.assert_close(
+            getattr(starts[1], name), getattr(starts[0], name), rtol=1e-10, atol=1e-12
         )

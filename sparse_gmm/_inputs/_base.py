@@ -210,7 +210,8 @@ class Input(ABC):
         """The rows, in memory, that a fit starts from.
 
         The initialisations (k-means and the others) and the automatic
-        covariance prior are computed on NumPy arrays.
+        covariance prior are computed on them: NumPy arrays, or tensors on
+        their device.
 
         Parameters
         ----------
@@ -225,10 +226,11 @@ class Input(ABC):
 
         Returns
         -------
-        rows : numpy.ndarray of shape (n_rows, n_features) or None
+        rows : numpy.ndarray or torch.Tensor of shape (n_rows, n_features) \
+                or None
             All of ``X`` for in-memory input; None where rows would have to
             be drawn and ``needs_rows`` is False (Dask).
-        weights : numpy.ndarray of shape (n_rows,) or None
+        weights : numpy.ndarray or torch.Tensor of shape (n_rows,) or None
         """
 
     @abstractmethod

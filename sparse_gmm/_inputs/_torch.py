@@ -3,9 +3,9 @@
 A tensor is never copied through NumPy on its way to the engine: it is
 checked where it is (one reduction for its finiteness), cast only if its
 dtype is neither float32 nor float64, and ``device='auto'`` computes on its
-device, so a CUDA tensor runs on the GPU engine. Only the initialisation's
-k-means (scikit-learn's, on NumPy) sees a NumPy view of it: the tensor's
-own memory on the CPU, one copy to the host for a GPU tensor.
+device, so a CUDA tensor runs on the GPU engine. The initialisation and the
+automatic covariance prior run there too (on the CPU, scikit-learn's k-means
+sees a NumPy view of the tensor's own memory).
 
 Results follow scikit-learn's array API convention. Under
 ``sklearn.config_context(array_api_dispatch=True)`` the per-sample results,
@@ -126,7 +126,10 @@ class TorchInput(Input):
     def initialisation_sample(
         self, X, sample_weight, *, n_components, random_state, needs_rows
     ):
-        return host_array(X), host_array(sample_weight)
+        if X.device.type == "cpu":
+            # A view: NumPy and tensor input then start identically.
+            return host_array(X), host_array(sample_weight)
+        return X, sample_weight
 
     def weighted_mean(self, values, sample_weight):
         weight = sample_weight.to(device=values.device, dtype=torch.float64)
