@@ -124,24 +124,42 @@ class CovariancePrior:
         n_features = self.n_features
         a = self.strength
         factor = precisions_cholesky.to(torch.float64)
-        psi = self.projected_scale(covariance_type).to(factor)
+        psi, log_det_mode = self._mode_terms(covariance_type, factor.device)
         # log|Sigma| = -2 log|U|; tr(Psi Sigma^-1) = ||L^T U||^2 with Psi = L L^T.
         log_det_covariance = -2 * log_det_precision_cholesky(
             factor, covariance_type, n_features
         )
         if covariance_type in ("full", "tied"):
-            root = torch.linalg.cholesky(psi)
-            trace = (root.mT @ factor).square().sum((-2, -1))
-            log_det_mode = 2 * torch.log(torch.diagonal(root)).sum()
+            trace = (psi @ factor).square().sum((-2, -1))
         elif covariance_type == "diag":
             trace = (psi * factor.square()).sum(-1)
-            log_det_mode = torch.log(psi).sum()
         else:
             trace = n_features * psi * factor.square()
-            log_det_mode = n_features * torch.log(psi)
-        log_det_mode = log_det_mode - n_features * math.log(a)
         per_component = a * (log_det_covariance - log_det_mode) + trace - a * n_features
         return per_component.sum() / (2 * self.total_weight)
+
+    def _mode_terms(self, covariance_type, device):
+        """``(Psi, or L^T where Psi = L L^T, log|Psi / a|)``, computed once.
+
+        The penalty is evaluated with every E-step; ``Psi`` never changes,
+        and its Cholesky factor and log-determinant were a third of the
+        penalty's cost on small data.
+        """
+        key = (covariance_type, str(device))
+        cache = self.__dict__.setdefault("_mode_cache", {})
+        if key not in cache:
+            psi = self.projected_scale(covariance_type).to(
+                dtype=torch.float64, device=device
+            )
+            if covariance_type in ("full", "tied"):
+                root = torch.linalg.cholesky(psi)
+                psi, log_det = root.mT, 2 * torch.log(torch.diagonal(root)).sum()
+            elif covariance_type == "diag":
+                log_det = torch.log(psi).sum()
+            else:
+                log_det = self.n_features * torch.log(psi)
+            cache[key] = (psi, log_det - self.n_features * math.log(self.strength))
+        return cache[key]
 
 
 def _auto_scale(X, sample_weight, n_components):

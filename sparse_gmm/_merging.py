@@ -16,7 +16,12 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ._gaussian import MixtureParameters, precision_cholesky_from_covariances
+from ._gaussian import (
+    MixtureParameters,
+    component_precisions_cholesky,
+    log_det_precision_cholesky,
+    precision_cholesky_from_covariances,
+)
 
 
 def _full_covariances(parameters: MixtureParameters):
@@ -45,7 +50,7 @@ def _projected(covariance, covariance_type):
     return diagonal.mean()
 
 
-def bhattacharyya_coefficients(means, covariances, pairs):
+def bhattacharyya_coefficients(means, covariances, pairs, log_det=None):
     """``exp(-D_B)`` of each pair of Gaussians: 1 for equal ones, 0 for disjoint.
 
     Parameters
@@ -53,6 +58,8 @@ def bhattacharyya_coefficients(means, covariances, pairs):
     means : torch.Tensor of shape (M, D)
     covariances : torch.Tensor of shape (M, D, D)
     pairs : torch.Tensor of shape (n_pairs, 2), int64
+    log_det : torch.Tensor of shape (M,), optional
+        ``log |covariances|``, where the caller has it.
 
     Returns
     -------
@@ -68,7 +75,8 @@ def bhattacharyya_coefficients(means, covariances, pairs):
         factor, difference[..., None], upper=False
     )[..., 0]
     log_det_pooled = 2 * torch.log(torch.diagonal(factor, dim1=-2, dim2=-1)).sum(-1)
-    log_det = torch.linalg.slogdet(covariances)[1]
+    if log_det is None:
+        log_det = torch.linalg.slogdet(covariances)[1]
     distance = whitened.square().sum(-1) / 8 + 0.5 * (
         log_det_pooled - 0.5 * (log_det[first] + log_det[second])
     )
@@ -86,27 +94,31 @@ def candidate_pairs(parameters: MixtureParameters):
 
     Returns
     -------
-    pairs : torch.Tensor of shape (n_pairs, 2), int64
-        ``(j, k)`` with ``j < k``, each pair once.
-    covariances : torch.Tensor of shape (M, D, D)
-        The components' covariances as full matrices, which the pairs'
-        scoring needs too.
+    torch.Tensor of shape (n_pairs, 2), int64
+        ``(j, k)`` with ``j < k``, each pair once, in increasing order.
     """
     means = parameters.means
-    covariances = _full_covariances(parameters)
-    factor = torch.linalg.cholesky(covariances)
-    # (M, M, D): row j whitened by component j's covariance.
+    factor = component_precisions_cholesky(parameters)
+    # Row j of (M, M, D) whitened by component j's precision factor U_j:
+    # ||(mu_k - mu_j) U_j||^2 is the squared Mahalanobis distance, with no
+    # factorisation of the covariances.
     difference = means[None, :, :] - means[:, None, :]
-    whitened = torch.linalg.solve_triangular(
-        factor[:, None], difference[..., None], upper=False
-    )[..., 0]
+    if factor.ndim == 3:
+        whitened = difference @ factor
+    else:
+        whitened = difference * factor[:, None, :]
     distance = whitened.square().sum(-1)
     distance = distance + distance.T
     distance.fill_diagonal_(float("inf"))
-    nearest = torch.argmin(distance, dim=1)
-    index = torch.arange(parameters.n_components, device=means.device)
-    pairs = torch.stack((torch.minimum(index, nearest), torch.maximum(index, nearest)))
-    return torch.unique(pairs.T, dim=0), covariances
+    nearest = torch.argmin(distance, dim=1).cpu().numpy()
+    index = np.arange(parameters.n_components)
+    # Each pair coded as j M + k: np.unique of a 2-D array by rows costs
+    # more than the rest of this function.
+    codes = np.unique(
+        np.minimum(index, nearest) * index.size + np.maximum(index, nearest)
+    )
+    pairs = np.stack(np.divmod(codes, index.size), axis=1)
+    return torch.as_tensor(pairs, device=means.device)
 
 
 def most_overlapping_pair(parameters: MixtureParameters, excluded=()):
@@ -124,8 +136,15 @@ def most_overlapping_pair(parameters: MixtureParameters, excluded=()):
         ``(j, k)``, indices into the components; None when none is left.
     coefficient : float
     """
-    pairs, covariances = candidate_pairs(parameters)
-    coefficients = bhattacharyya_coefficients(parameters.means, covariances, pairs)
+    pairs = candidate_pairs(parameters)
+    log_det = -2 * log_det_precision_cholesky(
+        parameters.precisions_cholesky,
+        parameters.covariance_type,
+        parameters.n_features,
+    )
+    coefficients = bhattacharyya_coefficients(
+        parameters.means, _full_covariances(parameters), pairs, log_det
+    )
     pairs = pairs.cpu().numpy()
     coefficients = coefficients.cpu().numpy()
     active = parameters.active

@@ -39,6 +39,30 @@ def _triu(n_features, device):
     return torch.triu_indices(n_features, n_features, device=device)
 
 
+@functools.lru_cache(maxsize=64)
+def _symmetric_positions(n_features, device):
+    """For each entry ``(r, c)`` of a D x D matrix, its place in ``phi``'s triangle.
+
+    One gather then unpacks the triangle into the symmetric matrix.
+    """
+    rows, cols = _triu(n_features, device)
+    positions = torch.empty((n_features, n_features), dtype=torch.int64, device=device)
+    order = torch.arange(rows.shape[0], device=device)
+    positions[rows, cols] = order
+    positions[cols, rows] = order
+    return positions.flatten()
+
+
+@functools.lru_cache(maxsize=64)
+def _quadratic_scale(n_features, device):
+    """-1/2 for the diagonal's entries of ``phi``, -1 for the others (float64).
+
+    Off-diagonal products appear once in ``phi`` but twice in ``x^T P x``.
+    """
+    rows, cols = _triu(n_features, device)
+    return torch.where(rows == cols, -0.5, -1.0).to(torch.float64)
+
+
 def moment_features(X, covariance_type):
     """``phi(x)`` for every row.
 
@@ -78,11 +102,11 @@ def log_density_coefficients(parameters: MixtureParameters, center):
     means = parameters.means - center
     precisions = component_precisions(parameters)
     if covariance_type in ("full", "tied"):
-        linear = torch.einsum("jde,je->jd", precisions, means)
+        linear = (precisions @ means[:, :, None])[:, :, 0]
         rows, cols = _triu(parameters.n_features, means.device)
-        # Off-diagonal products appear once in phi but twice in x^T P x.
-        scale = torch.where(rows == cols, -0.5, -1.0).to(precisions.dtype)
-        second = precisions[:, rows, cols] * scale
+        second = precisions[:, rows, cols] * _quadratic_scale(
+            parameters.n_features, means.device
+        )
     elif covariance_type == "diag":
         linear = precisions * means
         second = -0.5 * precisions
@@ -114,10 +138,9 @@ def split_moments(moments, covariance_type, n_features):
     first = moments[:, 1 : 1 + n_features]
     packed = moments[:, 1 + n_features :]
     if covariance_type in ("full", "tied"):
-        rows, cols = _triu(n_features, moments.device)
-        second = moments.new_zeros((moments.shape[0], n_features, n_features))
-        second[:, rows, cols] = packed
-        second[:, cols, rows] = packed
+        second = packed[:, _symmetric_positions(n_features, moments.device)].view(
+            -1, n_features, n_features
+        )
     elif covariance_type == "diag":
         second = packed
     else:
