@@ -752,7 +752,13 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
         solver = self._mm_em()
         walk_objective = objective.without_sparsity()
         restarted = solver.solve(
-            X, sample_weight, fresh, engine, walk_objective, report
+            X,
+            sample_weight,
+            fresh,
+            engine,
+            walk_objective,
+            report,
+            min_components=walked.parameters.n_components,
         )
         if restarted.parameters.n_components != walked.parameters.n_components:
             report.start_chosen("walk", walked)

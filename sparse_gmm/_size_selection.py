@@ -135,7 +135,13 @@ def walk_up(
     while best.parameters.n_components < max_components:
         size = best.parameters.n_components + 1
         larger = solver.solve(
-            X, sample_weight, fresh_start(size), engine, objective, report
+            X,
+            sample_weight,
+            fresh_start(size),
+            engine,
+            objective,
+            report,
+            min_components=size,
         )
         if larger.parameters.n_components != size:
             break

@@ -4,12 +4,18 @@ import warnings
 
 import numpy as np
 import pytest
+import torch
 from numpy.testing import assert_allclose
 from scipy.optimize import minimize
 from sklearn.exceptions import ConvergenceWarning
 
 from sparse_gmm import SparseGaussianMixture
+from sparse_gmm._initialization import initial_parameters
 from sparse_gmm._m_step import mm_weights
+from sparse_gmm._objective import SparseObjective
+from sparse_gmm.engines import TorchEngine
+from sparse_gmm.penalties import SqrtPrior
+from sparse_gmm.solvers import ProgressReport, make_solver
 
 from .conftest import gaussian_mixture_sample
 
@@ -187,3 +193,41 @@ def test_curves_and_counts_describe_the_same_iterations(relax, removal_moves):
     assert model.n_components_curve_[-1] == model.n_components_
     if not relax and not removal_moves:
         np.testing.assert_array_equal(-model.lower_bounds_[1:], model.loss_curve_[:-1])
+
+
+def test_a_fit_below_min_components_stops_where_it_falls():
+    # The size choice discards a fit of a given size that loses a component;
+    # min_components stops it there instead of letting it converge.
+    X, _ = gaussian_mixture_sample(n_samples=600, n_components=2, n_features=2)
+    start = initial_parameters(
+        X,
+        np.ones(len(X)),
+        n_components=6,
+        covariance_type="full",
+        init_params="kmeans",
+        reg_covar=1e-6,
+        random_state=np.random.RandomState(0),
+    )
+    X_t, weight = torch.as_tensor(X), torch.ones(len(X), dtype=torch.float64)
+    objective = SparseObjective(2.0, SqrtPrior(), 6, min_count=6.0)
+    solver = make_solver(
+        "em",
+        max_iter=500,
+        tol=1e-6,
+        reg_covar=1e-6,
+        prune_threshold=1e-3,
+        learning_rate=0.1,
+        removal_moves=False,
+    )
+    engine, report = TorchEngine("cpu"), ProgressReport(0, 10)
+    full = solver.solve(X_t, weight, start, engine, objective, report)
+    stopped = solver.solve(
+        X_t, weight, start, engine, objective, report, min_components=6
+    )
+    counts = list(full.n_components_curve)
+    assert counts[-1] < 6 and full.converged
+    first_loss = counts.index(5)
+    # The same iterates up to the first loss, then nothing more.
+    assert list(stopped.n_components_curve) == counts[: first_loss + 1]
+    np.testing.assert_array_equal(stopped.loss_curve, full.loss_curve[: first_loss + 1])
+    assert stopped.parameters.n_components == 5 and not stopped.converged
