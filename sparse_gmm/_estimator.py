@@ -27,7 +27,13 @@ from ._initialization import initial_parameters
 from ._inputs import host_array, input_for
 from ._model_size import auto_sparsity, min_component_count
 from ._objective import SparseObjective
-from ._size_selection import CRITERIA, WALK_UP_ITERATIONS, walk_down, walk_up
+from ._size_selection import (
+    CRITERIA,
+    WALK_UP_ITERATIONS,
+    fewer_than,
+    walk_down,
+    walk_up,
+)
 from ._validation import (
     check_enough_samples,
     check_means_init,
@@ -758,7 +764,7 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
             engine,
             walk_objective,
             report,
-            min_components=walked.parameters.n_components,
+            stop=fewer_than(walked.parameters.n_components),
         )
         if restarted.parameters.n_components != walked.parameters.n_components:
             report.start_chosen("walk", walked)

@@ -13,6 +13,7 @@ from sparse_gmm import SparseGaussianMixture
 from sparse_gmm._initialization import initial_parameters
 from sparse_gmm._m_step import mm_weights
 from sparse_gmm._objective import SparseObjective
+from sparse_gmm._size_selection import fewer_than
 from sparse_gmm.engines import TorchEngine
 from sparse_gmm.penalties import SqrtPrior
 from sparse_gmm.solvers import ProgressReport, make_solver
@@ -195,9 +196,9 @@ def test_curves_and_counts_describe_the_same_iterations(relax, removal_moves):
         np.testing.assert_array_equal(-model.lower_bounds_[1:], model.loss_curve_[:-1])
 
 
-def test_a_fit_below_min_components_stops_where_it_falls():
+def test_a_fit_stops_where_its_stop_says():
     # The size choice discards a fit of a given size that loses a component;
-    # min_components stops it there instead of letting it converge.
+    # its stop ends the fit there instead of letting it converge.
     X, _ = gaussian_mixture_sample(n_samples=600, n_components=2, n_features=2)
     start = initial_parameters(
         X,
@@ -222,7 +223,7 @@ def test_a_fit_below_min_components_stops_where_it_falls():
     engine, report = TorchEngine("cpu"), ProgressReport(0, 10)
     full = solver.solve(X_t, weight, start, engine, objective, report)
     stopped = solver.solve(
-        X_t, weight, start, engine, objective, report, min_components=6
+        X_t, weight, start, engine, objective, report, stop=fewer_than(6)
     )
     counts = list(full.n_components_curve)
     assert counts[-1] < 6 and full.converged

@@ -1,13 +1,22 @@
 """The walk down: the size is chosen by BIC, checked against scikit-learn's."""
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 from sklearn.mixture import GaussianMixture
 
 from sparse_gmm import SparseGaussianMixture
+from sparse_gmm import _size_selection as size_selection
 from sparse_gmm._model_size import min_component_count, parameters_per_component
-from sparse_gmm._size_selection import BIC, PATIENCE
+from sparse_gmm._size_selection import (
+    BIC,
+    HOPELESS_WINDOW,
+    PATIENCE,
+    WALK_UP_ITERATIONS,
+    cannot_win,
+)
 from sparse_gmm.solvers._base import FitResult
 
 from .conftest import gaussian_mixture_sample
@@ -148,3 +157,60 @@ def test_the_walk_up_restores_a_size_the_sparse_fit_undershot():
     train = StandardScaler().fit_transform(train)
     model = SparseGaussianMixture(random_state=0).fit(train)
     assert model.n_components_ == _gm_bic_size(train, 3) == 2
+
+
+def _iterate(log_likelihood, n_components=3):
+    parameters = SimpleNamespace(
+        covariance_type="full", n_components=n_components, n_features=2
+    )
+    return parameters, SimpleNamespace(log_likelihood=log_likelihood)
+
+
+def test_a_walk_up_fit_is_hopeless_only_when_its_recent_gains_cannot_close_the_gap():
+    # BIC of a 3-component, 2-D mixture (17 parameters) over N = 1000, at
+    # log-likelihood L: -2 L + 17 ln 1000. The size below scores it at L=0.
+    N, budget = 1000.0, 50
+    to_beat = -2 * 0.0 + 17 * np.log(N) - 20.0
+    # Gains of 0.01 per iteration, 20 BIC units short: even ten times those
+    # gains over the 44 iterations left close 8.8 of the gap.
+    stop = cannot_win(3, to_beat, N, budget)
+    decisions = [stop(*_iterate(0.01 * t)) for t in range(HOPELESS_WINDOW + 1)]
+    assert decisions == [False] * HOPELESS_WINDOW + [True]
+    # The same, but one gain of 5 within the window: not yet hopeless.
+    stop = cannot_win(3, to_beat, N, budget)
+    curve = 0.01 * np.arange(HOPELESS_WINDOW + 1)
+    curve[2:] += 5.0
+    assert not any(stop(*_iterate(value)) for value in curve)
+    # A lost component ends the fit at once, hopeless or not.
+    stop = cannot_win(3, to_beat, N, budget)
+    assert stop(*_iterate(-1e6, n_components=2))
+
+
+def test_the_walk_up_gives_up_early_on_a_size_it_would_reject(monkeypatch):
+    # Four separated clusters: the walk up's fifth component would settle
+    # over its whole budget before BIC rejects it. The stop must not change
+    # the choice or the fit, only end that trial sooner.
+    X, _ = gaussian_mixture_sample(3000, 4, 3, separation=10.0)
+    stops = []
+
+    def recording(*args):
+        stop = cannot_win(*args)
+
+        def recorded(parameters, statistics):
+            stops.append(stop(parameters, statistics))
+            return stops[-1]
+
+        return recorded
+
+    monkeypatch.setattr(size_selection, "cannot_win", recording)
+    early = SparseGaussianMixture(random_state=0).fit(X)
+    assert stops[-1]
+    early_iterations = len(stops)
+    monkeypatch.setattr(size_selection, "HOPELESS_MARGIN", np.inf)
+    stops.clear()
+    full = SparseGaussianMixture(random_state=0).fit(X)
+    # (SQUAREM's extrapolations use iterations of the budget too.)
+    assert not any(stops) and early_iterations < len(stops) < WALK_UP_ITERATIONS
+    assert early.n_components_ == full.n_components_ == 4
+    assert_allclose(early.means_, full.means_)
+    assert_allclose(early.covariances_, full.covariances_)

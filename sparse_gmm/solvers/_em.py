@@ -316,7 +316,7 @@ class MMEMSolver(Solver):
         objective,
         budget,
         record,
-        min_components=1,
+        stop=None,
     ):
         """MM-EM iterations from ``state`` until convergence or ``budget`` runs out.
 
@@ -335,8 +335,9 @@ class MMEMSolver(Solver):
         at once: that E-step is the next iteration's, or the fitted model's.
 
         ``record(lower_bound, value, n_components)`` is called after each
-        iteration with its lower bound and ``F`` after it. Where fewer than
-        ``min_components`` remain, the descent stops at once, unconverged.
+        iteration with its lower bound and ``F`` after it. Where
+        ``stop(parameters, statistics)`` is true after an iteration, the
+        descent ends there, unconverged.
         """
         parameters, statistics, value = state.parameters, state.statistics, state.value
         lower_bound = state.lower_bound
@@ -453,7 +454,7 @@ class MMEMSolver(Solver):
             history = [] if pruned else [*history, parameters]
             parameters, statistics, value = candidate, new_statistics, new_value
             record(lower_bound, value, parameters.n_components)
-            if parameters.n_components < min_components:
+            if stop is not None and stop(parameters, statistics):
                 break
             if abs(change) < self.tol and stable and not accelerate:
                 converged = True
@@ -557,14 +558,15 @@ class MMEMSolver(Solver):
         objective: SparseObjective,
         report: ProgressReport,
         previous_lower_bound: float = -math.inf,
-        min_components: int = 1,
+        stop=None,
     ) -> FitResult:
         """Run MM-EM from ``initial`` (then the removal moves, if enabled).
 
-        ``min_components``: a fit that falls below this many components
-        stops at once, unconverged, for callers that would discard it (the
-        size choice's fits of a given size; 31 of a 2,000-row fit's 120
-        iterations went to one that lost its component at the end).
+        ``stop(parameters, statistics) -> bool``, optional: called after
+        each iteration with the new iterate and its E-step; true ends the
+        fit there, unconverged. For callers that would discard the fit
+        (the size choice's fits of a given size, once they lose a
+        component or cannot win).
         """
         statistics, value = self._evaluate(engine, X, sample_weight, initial, objective)
         never_prune = np.zeros(objective.n_components_initial, dtype=bool)
@@ -580,7 +582,7 @@ class MMEMSolver(Solver):
             objective,
             self.max_iter,
             path.record,
-            min_components,
+            stop,
         )
         while (
             self.removal_moves
