@@ -44,6 +44,7 @@ BENCHMARKS = (
     "bench_real_data",
     "bench_end_to_end",
     "bench_kmeans",
+    "bench_small",
     "bench_dask",
 )
 #: What every text result must contain (see _harness.header_lines).
