@@ -50,7 +50,7 @@ def gaussian_components(
     """
     n_features = statistics.center.shape[0]
     moments = statistics.moments
-    if keep is not None:
+    if keep is not None and not keep.all():
         moments = moments[torch.as_tensor(np.flatnonzero(keep), device=moments.device)]
     nk, first, second = split_moments(moments, covariance_type, n_features)
     # As scikit-learn: a floor of 10 eps keeps an empty component finite.
