@@ -441,11 +441,14 @@ def floor_seconds(n_samples, n_components, n_features, rates):
 
     The two matmuls of the moment formulation (``phi(x) @ theta`` in the
     E-step and ``resp^T @ phi`` for the statistics) take ``4 N M F`` flop;
-    the E-step takes ``2 N M`` exponentials.
+    the E-step takes ``N M`` exponentials, one per sample and component,
+    which give both the log-sum-exp and the responsibilities (the torch
+    engine computes no more; the floor counted two up to d34ce37, and the
+    engine then ran "below" it).
     """
     flops, exps = rates
     arithmetic = 4 * n_samples * n_components * n_moment_features(n_features)
-    return arithmetic / flops + 2 * n_samples * n_components / exps
+    return arithmetic / flops + n_samples * n_components / exps
 
 
 def busy_warning(threads):

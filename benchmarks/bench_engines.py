@@ -31,7 +31,8 @@ The arithmetic floor of one iteration is printed next to them, per dtype: the
 two matmuls of the moment formulation (``phi(x) @ theta`` in the E-step and
 ``resp^T @ phi`` for the statistics) take ``4 N M F`` flop, ``F = 1 + D +
 D (D + 1) / 2`` moment features, at the rate measured on a large square matmul
-of that dtype, plus ``2 N M`` exponentials at the rate of ``torch.exp`` on a
+of that dtype, plus ``N M`` exponentials (one per sample
+and component) at the rate of ``torch.exp`` on a
 large array of that dtype. ``torch/floor`` and ``keops/floor`` show how far
 each engine is from it.
 
@@ -561,7 +562,7 @@ def header(threads, rates, warm, note):
     lines += [
         "s/it = (min t(max_iter=1+k) - min t(max_iter=1)) / k over the repeats; "
         "k per engine (sklearn/torch/keops) in column 'k sk/t/ko'",
-        "floor = 4 N M F / matmul rate + 2 N M / exp rate (that dtype), "
+        "floor = 4 N M F / matmul rate + N M / exp rate (that dtype), "
         "F = 1 + D + D(D+1)/2",
         "|dmu| = max |means - means of the torch fit| after one iteration, "
         "same data and dtype; "

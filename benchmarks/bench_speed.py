@@ -38,7 +38,8 @@ The arithmetic floor of one iteration is printed next to it: the two matmuls
 of the moment formulation (``phi(x) @ theta`` in the E-step and
 ``resp^T @ phi`` for the statistics) take ``4 N M F`` flop, with ``F = 1 + D +
 D (D + 1) / 2`` the number of moment features, at the rate measured on a large
-square float64 matmul, plus ``2 N M`` exponentials at the rate measured for
+square float64 matmul, plus ``N M`` exponentials (one per sample
+and component) at the rate measured for
 ``torch.exp`` on a large float64 array. ``sparse/floor`` shows how far the
 engine is from it.
 
@@ -203,7 +204,7 @@ def header(threads, rates, note):
         "env: " + ", ".join(f"{k}={v}" for k, v in env.items()),
         f"measured rates: float64 matmul {flops / 1e9:.1f} GFLOP/s, "
         f"torch.exp {exps / 1e6:.0f} M/s",
-        "floor = 4 N M F / matmul rate + 2 N M / exp rate, "
+        "floor = 4 N M F / matmul rate + N M / exp rate, "
         "F = 1 + D + D(D+1)/2 moment features",
         "s/iter = (min t(max_iter=1+k) - min t(max_iter=1)) / k over the repeats, "
         "k = clip(200,000 / N, 2, 20);",
