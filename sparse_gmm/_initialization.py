@@ -28,7 +28,7 @@ _CHUNK = 65536
 def _kmeans_on_host(device):
     """Whether ``init_params='kmeans'`` runs scikit-learn's KMeans.
 
-    On the CPU it does: its fused Cython loop took 0.50-0.86 of the torch
+    On the CPU it does: its fused Cython loop took 0.50-0.82 of the torch
     version's time on 20,000 rows and 20 clusters, with one thread or two
     (benchmarks/bench_kmeans.py, the same labels in every case). On an accelerator the torch version runs
     where the rows already are (``_kmeans.kmeans_labels``: the same
