@@ -30,9 +30,10 @@ def _kmeans_on_host(device):
 
     On the CPU it does: its fused Cython loop took 0.50-0.82 of the torch
     version's time on 20,000 rows and 20 clusters, with one thread or two
-    (benchmarks/bench_kmeans.py, the same labels in every case). On an accelerator the torch version runs
-    where the rows already are (``_kmeans.kmeans_labels``: the same
-    algorithm and the same draws, so the same clustering up to rounding).
+    (benchmarks/bench_kmeans.py, the same labels in every case). On an
+    accelerator the torch version runs where the rows already are
+    (``_kmeans.kmeans_labels``: the same algorithm and the same draws, so
+    the same clustering up to rounding).
     """
     return torch.device(device).type == "cpu"
 
