@@ -146,7 +146,8 @@ def cannot_win(n_components, score_to_beat, total_weight, budget):
     -------
     callable
         ``stop(parameters, statistics) -> bool``; it keeps the fit's
-        log-likelihoods, so each fit needs its own.
+        log-likelihoods, so each fit needs its own. Its attribute
+        ``hopeless`` says whether it stopped the fit as hopeless.
     """
     log_likelihoods = []
 
@@ -159,8 +160,10 @@ def cannot_win(n_components, score_to_beat, total_weight, budget):
         gain = max(np.diff(log_likelihoods[-HOPELESS_WINDOW - 1 :]))
         gap = bic(statistics.log_likelihood, parameters, total_weight) - score_to_beat
         left = budget - len(log_likelihoods)
-        return 2 * HOPELESS_MARGIN * max(gain, 0.0) * left < gap
+        stop.hopeless = 2 * HOPELESS_MARGIN * max(gain, 0.0) * left < gap
+        return stop.hopeless
 
+    stop.hopeless = False
     return stop
 
 
@@ -208,6 +211,7 @@ def walk_up(
     best, best_score = chosen, criterion(chosen, total_weight)
     while best.parameters.n_components < max_components:
         size = best.parameters.n_components + 1
+        stop = cannot_win(size, best_score, total_weight, solver.max_iter)
         larger = solver.solve(
             X,
             sample_weight,
@@ -215,12 +219,14 @@ def walk_up(
             engine,
             objective,
             report,
-            stop=cannot_win(size, best_score, total_weight, solver.max_iter),
+            stop=stop,
         )
         if larger.parameters.n_components != size:
             break
         score = criterion(larger, total_weight)
-        report.size_scored(larger, criterion.name, score, walk="up")
+        report.size_scored(
+            larger, criterion.name, score, walk="up", abandoned=stop.hopeless
+        )
         if score >= best_score:
             break
         best, best_score = best.followed_by(larger), score

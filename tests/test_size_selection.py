@@ -186,7 +186,7 @@ def test_a_walk_up_fit_is_hopeless_only_when_its_recent_gains_cannot_close_the_g
     assert stop(*_iterate(-1e6, n_components=2))
 
 
-def test_the_walk_up_gives_up_early_on_a_size_it_would_reject(monkeypatch):
+def test_the_walk_up_gives_up_early_on_a_size_it_would_reject(monkeypatch, capsys):
     # Four separated clusters: the walk up's fifth component would settle
     # over its whole budget before BIC rejects it. The stop must not change
     # the choice or the fit, only end that trial sooner.
@@ -198,13 +198,19 @@ def test_the_walk_up_gives_up_early_on_a_size_it_would_reject(monkeypatch):
 
         def recorded(parameters, statistics):
             stops.append(stop(parameters, statistics))
+            recorded.hopeless = stop.hopeless
             return stops[-1]
 
+        recorded.hopeless = False
         return recorded
 
     monkeypatch.setattr(size_selection, "cannot_win", recording)
-    early = SparseGaussianMixture(random_state=0).fit(X)
+    early = SparseGaussianMixture(random_state=0, verbose=1).fit(X)
     assert stops[-1]
+    walk_up = [
+        line for line in capsys.readouterr().out.splitlines() if "Walk up:" in line
+    ]
+    assert len(walk_up) == 1 and "abandoned (it cannot win)" in walk_up[0]
     early_iterations = len(stops)
     monkeypatch.setattr(size_selection, "HOPELESS_MARGIN", np.inf)
     stops.clear()

@@ -208,10 +208,20 @@ class ProgressReport:
                 flush=True,
             )
 
-    def size_scored(self, result: FitResult, criterion_name, score, walk="down"):
-        """Report one size of the walk (``'down'`` or ``'up'``) and its criterion."""
+    def size_scored(
+        self, result: FitResult, criterion_name, score, walk="down", abandoned=False
+    ):
+        """Report one size of the walk (``'down'`` or ``'up'``) and its criterion.
+
+        ``abandoned``: the fit was stopped because it could not win.
+        """
         if self.verbose >= 1:
-            self._finished(f"  Walk {walk}:", result, f"{criterion_name} {score:.6g}")
+            self._finished(
+                f"  Walk {walk}:",
+                result,
+                f"{criterion_name} {score:.6g}",
+                status="abandoned (it cannot win)" if abandoned else None,
+            )
 
     def size_chosen(self, n_components, criterion_name, walk="down"):
         """Report the size the walk (``'down'`` or ``'up'``) keeps."""
@@ -245,8 +255,9 @@ class ProgressReport:
                 f"mean log-likelihood {-result.objective:.6f}",
             )
 
-    def _finished(self, run, result: FitResult, value):
-        status = "converged" if result.converged else "did not converge"
+    def _finished(self, run, result: FitResult, value, status=None):
+        if status is None:
+            status = "converged" if result.converged else "did not converge"
         elapsed = time.perf_counter() - self._start
         print(
             f"{run} {status} after {result.n_iter} iterations: {value}, "
