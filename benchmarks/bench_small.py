@@ -32,7 +32,8 @@ Usage
 -----
 ``python benchmarks/bench_small.py`` (about a minute); ``--quick`` runs the
 smallest case once, a check that the script works. The tables go to stdout
-and to ``bench_small.txt`` in ``benchmarks/results/`` (``--out DIR``
+and to ``bench_small.txt``, the figure to ``bench_small.png``, in
+``benchmarks/results/`` (``--out DIR``
 elsewhere; ``--quick`` writes to a new temporary folder unless ``--out``
 is given). Every result file names the commit it came from.
 """
@@ -143,7 +144,8 @@ def _bare_seconds(X, start, repeats):
 
 
 def per_iteration_rows(sizes, repeats):
-    rows = []
+    """Table rows, and records (seconds per iteration) for the figure."""
+    rows, records = [], []
     for n_samples in sizes:
         X = clusters(n_samples)
         start = _start(X)
@@ -168,6 +170,14 @@ def per_iteration_rows(sizes, repeats):
         sparse_iteration, sparse_fixed = _fit_seconds(sparse, X, repeats)
         sklearn_iteration, sklearn_fixed = _fit_seconds(sklearn, X, repeats)
         bare = _bare_seconds(X, start, repeats)
+        records.append(
+            {
+                "N": n_samples,
+                "sparse_gmm": sparse_iteration,
+                "bare torch": bare,
+                "scikit-learn": sklearn_iteration,
+            }
+        )
         rows.append(
             [
                 f"{n_samples:,}",
@@ -180,7 +190,7 @@ def per_iteration_rows(sizes, repeats):
             ]
         )
         print("  ".join(rows[-1]), flush=True)
-    return rows
+    return rows, records
 
 
 def _datasets(quick):
@@ -196,7 +206,8 @@ def _datasets(quick):
 
 
 def defaults_rows(sets, repeats):
-    rows = []
+    """Table rows, and records (whole-fit seconds) for the figure."""
+    rows, records = [], []
     for name, X in sets.items():
         model = SparseGaussianMixture(random_state=0).fit(X)
         K = model.n_components_
@@ -210,6 +221,14 @@ def defaults_rows(sets, repeats):
             lambda X=X: _references.fit_bic_sweep(X, 10, 0), repeats
         )
         sweep_k = _references.fit_bic_sweep(X, 10, 0).model.n_components
+        records.append(
+            {
+                "data": name,
+                "SparseGaussianMixture()": seconds,
+                "GaussianMixture(K)": told,
+                "BIC sweep 1..10": sweep,
+            }
+        )
         rows.append(
             [
                 name,
@@ -222,7 +241,41 @@ def defaults_rows(sets, repeats):
             ]
         )
         print("  ".join(str(cell) for cell in rows[-1]), flush=True)
-    return rows
+    return rows, records
+
+
+def plot(iteration_records, default_records, path):
+    """Grouped bars: milliseconds per iteration, and per whole fit."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    for axis, records, key, title in (
+        (axes[0], iteration_records, "N", "one EM iteration, M=20, D=5"),
+        (axes[1], default_records, "data", "whole fit (standardised data)"),
+    ):
+        methods = [name for name in records[0] if name != key]
+        width = 0.8 / len(methods)
+        for i, method in enumerate(methods):
+            axis.bar(
+                [j + i * width for j in range(len(records))],
+                [record[method] * 1e3 for record in records],
+                width,
+                label=method,
+            )
+        axis.set_xticks(
+            [j + 0.4 - width / 2 for j in range(len(records))],
+            [f"{record[key]:,}" if key == "N" else record[key] for record in records],
+            rotation=20 if key == "data" else 0,
+        )
+        axis.set(yscale="log", ylabel="milliseconds (log scale)", title=title)
+        axis.legend(fontsize=7)
+    axes[0].set_xlabel("training samples N")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def main(argv=None):
@@ -240,10 +293,10 @@ def main(argv=None):
         # tol=0 never converges, by design; the defaults may warn of data.
         warnings.simplefilter("ignore", ConvergenceWarning)
         warnings.simplefilter("ignore", UserWarning)
-        iteration_rows = per_iteration_rows(
+        iteration_rows, iteration_records = per_iteration_rows(
             (160,) if args.quick else (160, 2000), repeats
         )
-        default_rows = defaults_rows(_datasets(args.quick), repeats)
+        default_rows, default_records = defaults_rows(_datasets(args.quick), repeats)
     lines = [
         *header,
         "",
@@ -274,7 +327,10 @@ def main(argv=None):
         *_harness.end_lines(),
     ]
     print("\n".join(lines))
-    _harness.write_lines(_harness.output_dir(args, STEM) / f"{STEM}.txt", lines)
+    out = _harness.output_dir(args, STEM)
+    _harness.write_lines(out / f"{STEM}.txt", lines)
+    plot(iteration_records, default_records, out / f"{STEM}.png")
+    print(f"written to {out / STEM}.png", flush=True)
 
 
 if __name__ == "__main__":
