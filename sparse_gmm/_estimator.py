@@ -693,7 +693,21 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
             The largest size the walk up may reach.
         """
         proposed = best.parameters.n_components
-        best = self._walk_down(best, X, sample_weight, engine, objective, report)
+        # Each size is fitted by MM-EM under the covariance prior without the
+        # sparsity, whose shrunk weights would bias the criterion
+        # (``docs/maths.rst``, section 10.4).
+        walk_objective = objective.without_sparsity()
+        criterion = CRITERIA[self.criterion]()
+        best = walk_down(
+            self._mm_em(),
+            X,
+            sample_weight,
+            best,
+            engine,
+            walk_objective,
+            criterion,
+            report,
+        )
         if fresh_start is None:
             return best
         # Below the proposal, the walk down has scored the next size up
@@ -705,8 +719,8 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
                 sample_weight,
                 best,
                 engine,
-                objective.without_sparsity(),
-                CRITERIA[self.criterion](),
+                walk_objective,
+                criterion,
                 report,
                 fresh_start,
                 max_components=max_components,
@@ -718,24 +732,6 @@ class SparseGaussianMixture(DensityMixin, BaseEstimator):
             sample_weight,
             engine,
             objective,
-            report,
-        )
-
-    def _walk_down(self, best, X, sample_weight, engine, objective, report):
-        """The size the criterion prefers, at or below the sparse fit's.
-
-        Each size is fitted by MM-EM under the covariance prior without the
-        sparsity, whose shrunk weights would bias the criterion
-        (``docs/maths.rst``, section 10.4).
-        """
-        return walk_down(
-            self._mm_em(),
-            X,
-            sample_weight,
-            best,
-            engine,
-            objective.without_sparsity(),
-            CRITERIA[self.criterion](),
             report,
         )
 
