@@ -150,9 +150,10 @@ def cannot_win(n_components, score_to_beat, total_weight, budget):
         ``hopeless`` says whether it stopped the fit as hopeless.
     """
     log_likelihoods = []
+    lost_one = fewer_than(n_components)
 
     def stop(parameters, statistics):
-        if parameters.n_components < n_components:
+        if lost_one(parameters, statistics):
             return True
         log_likelihoods.append(statistics.log_likelihood)
         if len(log_likelihoods) <= HOPELESS_WINDOW:
