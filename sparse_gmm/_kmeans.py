@@ -208,8 +208,8 @@ def _lloyd_centers(X, weight, weighted, labels, centers):
             far = np.argpartition(distances, -empty.size)[: -empty.size - 1 : -1]
             for cluster, sample in zip(empty, far, strict=True):
                 old = labels[sample]
-                sums[old] -= X[sample] * weight[sample]
-                sums[cluster] = X[sample] * weight[sample]
+                sums[old] -= weighted[sample]
+                sums[cluster] = weighted[sample]
                 mass[old] -= weight[sample]
                 mass[cluster] = weight[sample]
     # Clusters left empty keep a zero sum, as scikit-learn leaves them.
