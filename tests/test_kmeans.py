@@ -18,6 +18,19 @@ def _blobs(n=3000, d=4, seed=0):
     return datasets.make_blobs(n, d, centers=6, random_state=seed)[0]
 
 
+def _kmeans_start(X, weight, n_components, covariance_prior=None):
+    return initial_parameters(
+        X,
+        weight,
+        n_components=n_components,
+        covariance_type="full",
+        init_params="kmeans",
+        reg_covar=1e-6,
+        random_state=np.random.RandomState(0),
+        covariance_prior=covariance_prior,
+    )
+
+
 def _real(name):
     # Measurements on a grid (wine's two decimals, iris' 0.1 cm) can put a
     # sample exactly halfway between two centres, where the rounding of each
@@ -126,19 +139,7 @@ def test_an_accelerators_start_is_the_hosts(monkeypatch):
     # whole start (moments, MAP covariances) must be GaussianMixture's.
     X = _blobs(4000, 3)
     weight = np.ones(len(X))
-
-    def start():
-        return initial_parameters(
-            X,
-            weight,
-            n_components=9,
-            covariance_type="full",
-            init_params="kmeans",
-            reg_covar=1e-6,
-            random_state=np.random.RandomState(0),
-        )
-
-    host = start()
+    host = _kmeans_start(X, weight, 9)
     monkeypatch.setattr(_initialization, "_kmeans_on_host", lambda device: False)
     calls = []
 
@@ -147,7 +148,7 @@ def test_an_accelerators_start_is_the_hosts(monkeypatch):
         return kmeans_labels(*args)
 
     monkeypatch.setattr(_initialization, "kmeans_labels", spy)
-    accelerator = start()
+    accelerator = _kmeans_start(X, weight, 9)
     assert len(calls) == 1
     for name in ("weights", "means", "covariances", "precisions_cholesky"):
         torch.testing.assert_close(
@@ -166,18 +167,7 @@ def test_a_device_tensors_start_is_numpys(monkeypatch):
     for rows, weights in ((X, weight), (torch.as_tensor(X), torch.as_tensor(weight))):
         prior = resolve_covariance_prior("auto", rows, weights, 8)
         priors.append(prior.scale)
-        starts.append(
-            initial_parameters(
-                rows,
-                weights,
-                n_components=8,
-                covariance_type="full",
-                init_params="kmeans",
-                reg_covar=1e-6,
-                random_state=np.random.RandomState(0),
-                covariance_prior=prior,
-            )
-        )
+        starts.append(_kmeans_start(rows, weights, 8, prior))
     torch.testing.assert_close(priors[1], priors[0], rtol=1e-12, atol=0)
     for name in ("weights", "means", "covariances"):
         torch.testing.assert_close(
